@@ -1,0 +1,3 @@
+//! The edgeprom binary: parses flags and runs the server.
+
+fn main() {}

@@ -1,0 +1,434 @@
+//! edgeprom's own metrics (`prometheus_*`, `edgeprom_*`, `process_*`) and their exposition.
+//!
+//! A tiny registry instead of a metrics crate: counters and gauges are atomics, families with
+//! labels are maps behind a mutex touched only when a new label combination appears, and
+//! exposition writes Prometheus text format 0.0.4. Every module registers what it owns at start-up
+//! with [`Registry::global`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A float stored in an atomic `u64`.
+#[derive(Debug, Default)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed)
+    }
+    fn add(&self, d: f64) {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(cur) + d).to_bits();
+            match self
+                .0
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(c) => cur = c,
+            }
+        }
+    }
+}
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicF64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.add(1.0)
+    }
+    /// Adds `d` (must be >= 0).
+    pub fn add(&self, d: f64) {
+        self.0.add(d)
+    }
+    /// Current value.
+    pub fn get(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicF64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.0.set(v)
+    }
+    /// Adds `d` (may be negative).
+    pub fn add(&self, d: f64) {
+        self.0.add(d)
+    }
+    /// Current value.
+    pub fn get(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// A histogram with fixed upper bounds.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Vec<f64>,
+    counts: Vec<AtomicU64>,
+    sum: AtomicF64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram with the given (sorted) upper bounds; `+Inf` is implied.
+    pub fn new(bounds: &[f64]) -> Self {
+        Histogram {
+            bounds: bounds.to_vec(),
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicF64::default(),
+            count: AtomicU64::new(0),
+        }
+    }
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.add(v);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Total number of observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Prometheus client_golang's default buckets.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+enum Metric {
+    Counter(Arc<Counter>),
+    Gauge(Arc<Gauge>),
+    Histogram(Arc<Histogram>),
+    /// A gauge computed at exposition time.
+    GaugeFn(Box<dyn Fn() -> f64 + Send + Sync>),
+    /// A counter computed at exposition time.
+    CounterFn(Box<dyn Fn() -> f64 + Send + Sync>),
+}
+
+struct Family {
+    help: String,
+    kind: &'static str,
+    /// Label names, then per label-value tuple one metric.
+    label_names: Vec<String>,
+    children: BTreeMap<Vec<String>, Metric>,
+}
+
+/// The process-wide metric registry.
+#[derive(Default)]
+pub struct Registry {
+    families: Mutex<BTreeMap<String, Family>>,
+}
+
+fn fmt_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn escape_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn write_labels(
+    out: &mut String,
+    names: &[String],
+    values: &[String],
+    extra: Option<(&str, &str)>,
+) {
+    if names.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (n, v) in names.iter().zip(values) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(n);
+        out.push_str("=\"");
+        escape_label_value(out, v);
+        out.push('"');
+    }
+    if let Some((n, v)) = extra {
+        if !first {
+            out.push(',');
+        }
+        out.push_str(n);
+        out.push_str("=\"");
+        out.push_str(v);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+impl Registry {
+    /// The process-wide registry.
+    pub fn global() -> &'static Registry {
+        static R: OnceLock<Registry> = OnceLock::new();
+        R.get_or_init(Registry::default)
+    }
+
+    fn register(
+        &self,
+        name: &str,
+        help: &str,
+        kind: &'static str,
+        label_names: &[&str],
+        values: &[&str],
+        m: impl FnOnce() -> Metric,
+    ) -> Option<Metric> {
+        let mut fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let fam = fams.entry(name.to_string()).or_insert_with(|| Family {
+            help: help.to_string(),
+            kind,
+            label_names: label_names.iter().map(|s| s.to_string()).collect(),
+            children: BTreeMap::new(),
+        });
+        let key: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+        match fam.children.get(&key) {
+            Some(Metric::Counter(c)) => Some(Metric::Counter(c.clone())),
+            Some(Metric::Gauge(g)) => Some(Metric::Gauge(g.clone())),
+            Some(Metric::Histogram(h)) => Some(Metric::Histogram(h.clone())),
+            Some(_) => None,
+            None => {
+                let m = m();
+                let ret = match &m {
+                    Metric::Counter(c) => Some(Metric::Counter(c.clone())),
+                    Metric::Gauge(g) => Some(Metric::Gauge(g.clone())),
+                    Metric::Histogram(h) => Some(Metric::Histogram(h.clone())),
+                    _ => None,
+                };
+                fam.children.insert(key, m);
+                ret
+            }
+        }
+    }
+
+    /// Gets or creates a counter `name{label_names=values}`.
+    pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Arc<Counter> {
+        let (n, v): (Vec<&str>, Vec<&str>) = labels.iter().copied().unzip();
+        match self.register(name, help, "counter", &n, &v, || {
+            Metric::Counter(Arc::default())
+        }) {
+            Some(Metric::Counter(c)) => c,
+            _ => Arc::default(), // registered as another kind: a detached metric, never exposed
+        }
+    }
+
+    /// Gets or creates a gauge.
+    pub fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Arc<Gauge> {
+        let (n, v): (Vec<&str>, Vec<&str>) = labels.iter().copied().unzip();
+        match self.register(
+            name,
+            help,
+            "gauge",
+            &n,
+            &v,
+            || Metric::Gauge(Arc::default()),
+        ) {
+            Some(Metric::Gauge(g)) => g,
+            _ => Arc::default(),
+        }
+    }
+
+    /// Gets or creates a histogram with the given buckets.
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        buckets: &[f64],
+    ) -> Arc<Histogram> {
+        let (n, v): (Vec<&str>, Vec<&str>) = labels.iter().copied().unzip();
+        match self.register(name, help, "histogram", &n, &v, || {
+            Metric::Histogram(Arc::new(Histogram::new(buckets)))
+        }) {
+            Some(Metric::Histogram(h)) => h,
+            _ => Arc::new(Histogram::new(buckets)),
+        }
+    }
+
+    /// Registers a gauge whose value is computed at exposition time (replaces an earlier one).
+    pub fn gauge_fn(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        f: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        self.set_fn(name, help, "gauge", labels, Metric::GaugeFn(Box::new(f)));
+    }
+
+    /// Registers a counter whose value is computed at exposition time (replaces an earlier one).
+    pub fn counter_fn(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        f: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        self.set_fn(
+            name,
+            help,
+            "counter",
+            labels,
+            Metric::CounterFn(Box::new(f)),
+        );
+    }
+
+    fn set_fn(
+        &self,
+        name: &str,
+        help: &str,
+        kind: &'static str,
+        labels: &[(&str, &str)],
+        m: Metric,
+    ) {
+        let mut fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let fam = fams.entry(name.to_string()).or_insert_with(|| Family {
+            help: help.to_string(),
+            kind,
+            label_names: labels.iter().map(|(n, _)| n.to_string()).collect(),
+            children: BTreeMap::new(),
+        });
+        fam.children
+            .insert(labels.iter().map(|(_, v)| v.to_string()).collect(), m);
+    }
+
+    /// Removes one child of a family (e.g. a target that went away).
+    pub fn remove(&self, name: &str, labels: &[(&str, &str)]) {
+        let mut fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = fams.get_mut(name) {
+            let key: Vec<String> = labels.iter().map(|(_, v)| v.to_string()).collect();
+            f.children.remove(&key);
+        }
+    }
+
+    /// Writes every family in text format 0.0.4.
+    pub fn expose(&self, out: &mut String) {
+        let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, fam) in fams.iter() {
+            if fam.children.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "# HELP {name} {}",
+                fam.help.replace('\\', "\\\\").replace('\n', "\\n")
+            );
+            let _ = writeln!(out, "# TYPE {name} {}", fam.kind);
+            for (values, m) in &fam.children {
+                match m {
+                    Metric::Counter(_)
+                    | Metric::Gauge(_)
+                    | Metric::GaugeFn(_)
+                    | Metric::CounterFn(_) => {
+                        let v = match m {
+                            Metric::Counter(c) => c.get(),
+                            Metric::Gauge(g) => g.get(),
+                            Metric::GaugeFn(f) | Metric::CounterFn(f) => f(),
+                            Metric::Histogram(_) => unreachable!("matched above"),
+                        };
+                        out.push_str(name);
+                        write_labels(out, &fam.label_names, values, None);
+                        out.push(' ');
+                        fmt_value(out, v);
+                        out.push('\n');
+                    }
+                    Metric::Histogram(h) => {
+                        let mut cum = 0u64;
+                        for (b, c) in h.bounds.iter().zip(&h.counts) {
+                            cum += c.load(Ordering::Relaxed);
+                            let mut le = String::new();
+                            fmt_value(&mut le, *b);
+                            let _ = write!(out, "{name}_bucket");
+                            write_labels(out, &fam.label_names, values, Some(("le", &le)));
+                            let _ = writeln!(out, " {cum}");
+                        }
+                        let total = h.count.load(Ordering::Relaxed);
+                        let _ = write!(out, "{name}_bucket");
+                        write_labels(out, &fam.label_names, values, Some(("le", "+Inf")));
+                        let _ = writeln!(out, " {total}");
+                        let _ = write!(out, "{name}_sum");
+                        write_labels(out, &fam.label_names, values, None);
+                        out.push(' ');
+                        fmt_value(out, h.sum.get());
+                        out.push('\n');
+                        let _ = write!(out, "{name}_count");
+                        write_labels(out, &fam.label_names, values, None);
+                        let _ = writeln!(out, " {total}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_of_each_kind() {
+        let r = Registry::default();
+        r.counter("a_total", "A.", &[("x", "1")]).add(2.0);
+        r.gauge("b", "B.", &[]).set(-1.5);
+        let h = r.histogram("c_seconds", "C.", &[], &[0.1, 1.0]);
+        h.observe(0.05);
+        h.observe(0.5);
+        h.observe(5.0);
+        r.gauge_fn("d", "D.", &[], || 7.0);
+        let mut s = String::new();
+        r.expose(&mut s);
+        for want in [
+            "# TYPE a_total counter\na_total{x=\"1\"} 2\n",
+            "b -1.5\n",
+            "c_seconds_bucket{le=\"0.1\"} 1\n",
+            "c_seconds_bucket{le=\"1\"} 2\n",
+            "c_seconds_bucket{le=\"+Inf\"} 3\n",
+            "c_seconds_count 3\n",
+            "d 7\n",
+        ] {
+            assert!(s.contains(want), "missing {want:?} in\n{s}");
+        }
+    }
+
+    #[test]
+    fn same_name_and_labels_share_one_metric() {
+        let r = Registry::default();
+        r.counter("x_total", "X.", &[]).inc();
+        r.counter("x_total", "X.", &[]).inc();
+        assert_eq!(r.counter("x_total", "X.", &[]).get(), 2.0);
+    }
+}
