@@ -9,6 +9,7 @@
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
 
+pub mod config;
 pub mod model;
 pub mod selfmetrics;
 pub mod shutdown;
