@@ -5,11 +5,13 @@
 //! - `storage`: the contracts (`Appender`, `Querier`, iterators) between engines and the TSDB.
 //! - `selfmetrics`: edgeprom's own metrics registry and exposition.
 //! - `shutdown`: the shared shutdown signal.
+//! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
 
 pub mod model;
+pub mod node;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
