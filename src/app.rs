@@ -120,6 +120,16 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             (false, s) => format!("{} or {}MiB", config::format_duration(t), s >> 20),
         }
     };
+    let node = Arc::new(crate::node::NodeExporter::new(node_options(&flags)?));
+    let mut texts: BTreeMap<String, web::TextFn> = BTreeMap::new();
+    texts.insert(
+        "/node/metrics".to_string(),
+        Arc::new(move || {
+            let mut out = String::with_capacity(32 << 10);
+            node.collect(&mut out);
+            out
+        }),
+    );
     let state = Arc::new(WebState {
         flags: flags.as_map(),
         enable_lifecycle: flags.enable_lifecycle,
@@ -140,7 +150,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         reload_tx,
         quit_tx,
         apis: Vec::new(),
-        texts: BTreeMap::new(),
+        texts,
     });
 
     let server = tokio::spawn(web::serve(
@@ -219,6 +229,33 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     let _ = server.await;
     tracing::info!("see you next time!");
     Ok(())
+}
+
+/// Node exporter options from the `--path.*` and `--[no-]collector.*` flags; an unknown
+/// collector name is an error, as node_exporter's flag parser makes it.
+fn node_options(flags: &ServerFlags) -> Result<crate::node::NodeOptions, AppError> {
+    let mut o = crate::node::NodeOptions {
+        procfs: flags.procfs.clone(),
+        sysfs: flags.sysfs.clone(),
+        rootfs: flags.rootfs.clone(),
+        textfile_dir: flags.textfile_directory.clone(),
+        ..Default::default()
+    };
+    for (name, on) in &flags.collector_switches {
+        if !crate::node::COLLECTORS.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = crate::node::COLLECTORS.iter().map(|(n, _)| *n).collect();
+            return Err(AppError::Other(format!(
+                "unknown collector {name:?} in --collector.{name} (known: {})",
+                known.join(", ")
+            )));
+        }
+        if *on {
+            o.enabled.insert(name.clone());
+        } else {
+            o.enabled.remove(name);
+        }
+    }
+    Ok(o)
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, AppError> {
