@@ -5,6 +5,7 @@
 //! - `storage`: the contracts (`Appender`, `Querier`, iterators) between engines and the TSDB.
 //! - `selfmetrics`: edgeprom's own metrics registry and exposition.
 //! - `shutdown`: the shared shutdown signal.
+//! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
@@ -13,3 +14,4 @@ pub mod model;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
+pub mod tsdb;
