@@ -19,6 +19,7 @@ pub mod build_info;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod http_client;
 pub mod logging;
 pub mod model;
 pub mod scrape;
