@@ -10,6 +10,7 @@
 //! rules -> query engine + notifier; web -> everything (read-only views).
 
 pub mod model;
+pub mod promql;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
