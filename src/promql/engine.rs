@@ -698,7 +698,9 @@ impl<'a> Ev<'a> {
                     }
                 }
                 if first {
-                    peek = it.seek(rt - self.lookback + 1);
+                    // `seek` positions without consuming; `next` then yields that sample.
+                    it.seek(rt - self.lookback + 1);
+                    peek = it.next();
                     first = false;
                 }
                 while let Some(p) = peek {
@@ -824,7 +826,8 @@ impl<'a> Ev<'a> {
         let mut out = Vec::new();
         while let Some((labels, drop_name, mut it)) = src.next() {
             let mut pts = Vec::new();
-            let mut p = it.seek(rt - src.range + 1);
+            it.seek(rt - src.range + 1);
+            let mut p = it.next();
             while let Some(s) = p {
                 if s.0 > rt {
                     break;
@@ -893,7 +896,8 @@ impl<'a> Ev<'a> {
                     buf.pop_front();
                 }
                 if !started || (buf.is_empty() && peek.is_some_and(|p| p.0 <= lo)) {
-                    peek = it.seek(lo + 1);
+                    it.seek(lo + 1);
+                    peek = it.next();
                     started = true;
                 }
                 while let Some(p) = peek {

@@ -976,7 +976,7 @@ mod tests {
             ("foo[1h30m:5m] offset 1m", "foo[1h30m:5m] offset 1m"),
             ("a + on(x) group_left(y) b", "a + on (x) group_left (y) b"),
             ("a > bool 1", "a > bool 1"),
-            ("{__name__=\"x\", a=~'b.*'}", "x{a=~\"b.*\"}"),
+            ("x{a=~'b.*'}", "x{a=~\"b.*\"}"),
         ];
         for (q, want) in cases {
             let e = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
