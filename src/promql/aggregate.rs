@@ -34,7 +34,13 @@ pub(crate) fn quantile(q: f64, vals: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    vals.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    // Go's sort.Float64s: NaN sorts first.
+    vals.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
     let n = vals.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
@@ -59,7 +65,12 @@ fn group_key(l: &Labels, grouping: &[String], without: bool) -> Labels {
     if without {
         Labels::from_sorted_unchecked(
             l.iter()
-                .filter(|lb| lb.name != METRIC_NAME && !grouping.contains(&lb.name))
+                .filter(|lb| {
+                    lb.name != METRIC_NAME
+                        && lb.name != "__type__"
+                        && lb.name != "__unit__"
+                        && !grouping.contains(&lb.name)
+                })
                 .cloned()
                 .collect(),
         )
@@ -96,6 +107,12 @@ pub(crate) fn eval_aggregate(
     _pos: usize,
     param_pos: usize,
 ) -> Result<V, Error> {
+    // Grouping by the name sees names that an inner operation asked to drop already dropped.
+    let inner = if !without && grouping.iter().any(|g| g == METRIC_NAME) {
+        super::engine::finalize_names(inner)?
+    } else {
+        inner
+    };
     // Group of every input series, computed once.
     let mut group_index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
@@ -132,13 +149,9 @@ pub(crate) fn eval_aggregate(
         }
         _ => groups.iter().map(|l| out.slot(l.clone(), false)).collect(),
     };
-    let series_slots: Vec<usize> = match op {
-        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio => inner
-            .iter()
-            .map(|s| out.slot(s.labels.clone(), s.drop_name))
-            .collect(),
-        _ => vec![],
-    };
+    // topk and friends keep the input series; slots are taken in output order so that an
+    // instant query lists them as Prometheus does (best first).
+    let mut series_slots: Vec<Option<usize>> = vec![None; inner.len()];
     if op == AggOp::CountValues {
         let l = string_param.clone().unwrap_or_default();
         if !is_valid_label_name(&l) {
@@ -147,11 +160,18 @@ pub(crate) fn eval_aggregate(
     }
     for i in 0..g.n() {
         let t = g.t(i);
+        let p = scalar_param.as_ref().map(|v| v[i]).unwrap_or(f64::NAN);
+        match op {
+            AggOp::Topk | AggOp::Bottomk | AggOp::Limitk if p.is_nan() => {
+                return Err(exec("Parameter value is NaN"));
+            }
+            AggOp::LimitRatio if p.is_nan() => return Err(exec("Ratio value is NaN")),
+            _ => {}
+        }
         let at = steps.at(t);
         if at.is_empty() {
             continue;
         }
-        let p = scalar_param.as_ref().map(|v| v[i]).unwrap_or(f64::NAN);
         match op {
             AggOp::Topk | AggOp::Bottomk | AggOp::Limitk => {
                 if p.is_nan() {
@@ -197,7 +217,10 @@ pub(crate) fn eval_aggregate(
                         });
                     }
                     for &(j, v) in b.iter().take(k.min(b.len() as i64) as usize) {
-                        out.push_at(series_slots[j], t, v)?;
+                        let slot = *series_slots[j].get_or_insert_with(|| {
+                            out.slot(inner[j].labels.clone(), inner[j].drop_name)
+                        });
+                        out.push_at(slot, t, v)?;
                     }
                 }
             }
@@ -212,7 +235,10 @@ pub(crate) fn eval_aggregate(
                 for &(j, v) in at {
                     let off = prom_hash(&inner[j].labels) as f64 / u64::MAX as f64;
                     if (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r) {
-                        out.push_at(series_slots[j], t, v)?;
+                        let slot = *series_slots[j].get_or_insert_with(|| {
+                            out.slot(inner[j].labels.clone(), inner[j].drop_name)
+                        });
+                        out.push_at(slot, t, v)?;
                     }
                 }
             }

@@ -175,6 +175,7 @@ impl Engine {
             text,
             qstart: start,
             qend: end,
+            qstep: if range { step } else { 0 },
             lookback,
             max_samples: self.opts.max_samples,
             cur_samples: 0,
@@ -258,7 +259,7 @@ impl Engine {
 
 /// Removes `__name__` where an operation asked for it (delayed name removal) and checks that
 /// no two series collide afterwards.
-fn finalize_names(series: Vec<SS>) -> Result<Vec<SS>, Error> {
+pub(crate) fn finalize_names(series: Vec<SS>) -> Result<Vec<SS>, Error> {
     if !series
         .iter()
         .any(|s| s.drop_name && s.labels.get(METRIC_NAME).is_some())
@@ -269,7 +270,8 @@ fn finalize_names(series: Vec<SS>) -> Result<Vec<SS>, Error> {
     let mut idx: HashMap<Labels, usize> = HashMap::new();
     for mut s in series {
         if s.drop_name {
-            s.labels = s.labels.without_metric_name();
+            s.labels = drop_name_labels(&s.labels);
+            s.drop_name = false;
         }
         if s.pts.is_empty() {
             continue;
@@ -300,6 +302,16 @@ fn finalize_names(series: Vec<SS>) -> Result<Vec<SS>, Error> {
         }
     }
     Ok(out)
+}
+
+/// The labels without `__name__` and the `__type__`/`__unit__` labels that travel with it.
+pub(crate) fn drop_name_labels(l: &Labels) -> Labels {
+    Labels::from_sorted_unchecked(
+        l.iter()
+            .filter(|x| x.name != METRIC_NAME && x.name != "__type__" && x.name != "__unit__")
+            .cloned()
+            .collect(),
+    )
 }
 
 /// The earliest and latest sample times `e` can read when evaluated over `[start, end]`.
@@ -484,6 +496,8 @@ pub(crate) struct Ev<'a> {
     pub text: &'a str,
     pub qstart: i64,
     pub qend: i64,
+    /// The query step in ms (0 for instant queries).
+    pub qstep: i64,
     lookback: i64,
     max_samples: usize,
     cur_samples: usize,
@@ -841,7 +855,7 @@ impl<'a> Ev<'a> {
             if !pts.is_empty() {
                 self.charge(pts.len())?;
                 let metric = if drop_name {
-                    labels.without_metric_name()
+                    drop_name_labels(&labels)
                 } else {
                     labels
                 };
@@ -877,18 +891,11 @@ impl<'a> Ev<'a> {
             let mut peek: Option<(i64, f64)> = None;
             let mut started = false;
             let mut pts = Vec::new();
-            let mut cached: Option<Option<f64>> = None;
             let mut peak = 0usize;
+            // With `@` the window is the same at every step, but scalar arguments and the
+            // evaluation time (predict_linear) may still vary, so `f` runs at every step.
             for i in 0..n {
                 let t = g.t(i);
-                if src.at.is_some() {
-                    if let Some(c) = cached {
-                        if let Some(v) = c {
-                            pts.push((t, v));
-                        }
-                        continue;
-                    }
-                }
                 let rt = src.at.unwrap_or(t) - src.offset;
                 let lo = rt - src.range;
                 // Drop what left the window; skip ahead when the window moved past the buffer.
@@ -918,9 +925,6 @@ impl<'a> Ev<'a> {
                     t,
                 };
                 let v = f(self, &w, i, &labels)?;
-                if src.at.is_some() {
-                    cached = Some(v);
-                }
                 if let Some(v) = v {
                     pts.push((t, v));
                 }

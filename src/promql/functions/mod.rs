@@ -69,6 +69,7 @@ pub static FUNCTIONS: &[FuncDef] = &[
     f("double_exponential_smoothing", &[M, S, S], 0, IV),
     f("exp", &[IV], 0, IV),
     f("first_over_time", &[M], 0, IV),
+    f("end", &[], 0, S),
     f("floor", &[IV], 0, IV),
     f("histogram_avg", &[IV], 0, IV),
     f("histogram_count", &[IV], 0, IV),
@@ -99,6 +100,7 @@ pub static FUNCTIONS: &[FuncDef] = &[
     f("predict_linear", &[M, S], 0, IV),
     f("present_over_time", &[M], 0, IV),
     f("quantile_over_time", &[S, M], 0, IV),
+    f("range", &[], 0, S),
     f("rad", &[IV], 0, IV),
     f("rate", &[M], 0, IV),
     f("resets", &[M], 0, IV),
@@ -112,6 +114,8 @@ pub static FUNCTIONS: &[FuncDef] = &[
     f("sort_by_label_desc", &[IV, Str], -1, IV),
     f("sort_desc", &[IV], 0, IV),
     f("sqrt", &[IV], 0, IV),
+    f("start", &[], 0, S),
+    f("step", &[], 0, S),
     f("stddev_over_time", &[M], 0, IV),
     f("stdvar_over_time", &[M], 0, IV),
     f("sum_over_time", &[M], 0, IV),
@@ -198,13 +202,25 @@ pub(crate) fn call(
     match name {
         "time" => return Ok(V::Scalar((0..n).map(|i| g.t(i) as f64 / 1000.0).collect())),
         "pi" => return Ok(V::Scalar(vec![std::f64::consts::PI; n])),
+        "start" => return Ok(V::Scalar(vec![ev.qstart as f64 / 1000.0; n])),
+        "end" => return Ok(V::Scalar(vec![ev.qend as f64 / 1000.0; n])),
+        "range" => return Ok(V::Scalar(vec![(ev.qend - ev.qstart) as f64 / 1000.0; n])),
+        "step" => return Ok(V::Scalar(vec![ev.qstep as f64 / 1000.0; n])),
         "min_of" | "max_of" => {
             let a = ev.eval_scalar(&args[0], g)?;
             let b = ev.eval_scalar(&args[1], g)?;
             return Ok(V::Scalar(
                 a.iter()
                     .zip(b.iter())
-                    .map(|(&x, &y)| if name == "min_of" { x.min(y) } else { x.max(y) })
+                    .map(|(&x, &y)| {
+                        if x.is_nan() || y.is_nan() {
+                            f64::NAN
+                        } else if name == "min_of" {
+                            x.min(y)
+                        } else {
+                            x.max(y)
+                        }
+                    })
                     .collect(),
             ));
         }
