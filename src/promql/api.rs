@@ -762,7 +762,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&str, &[(&str, &str)], u16, &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+        let cases: &[Case] = &[
             (
                 "/api/v1/query",
                 &[("query", "1+1"), ("time", "10")],
