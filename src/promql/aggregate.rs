@@ -107,28 +107,29 @@ pub(crate) fn eval_aggregate(
     _pos: usize,
     param_pos: usize,
 ) -> Result<V, Error> {
-    // Grouping by the name sees names that an inner operation asked to drop already dropped.
-    let inner = if !without && grouping.iter().any(|g| g == METRIC_NAME) {
-        super::engine::finalize_names(inner)?
-    } else {
-        inner
-    };
     // Group of every input series, computed once.
     let mut group_index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
+    // With delayed name removal, a group keyed by `__name__` drops it at the end if any member
+    // was going to drop it.
+    let by_name = !without && grouping.iter().any(|g| g == METRIC_NAME);
+    let mut group_drop: Vec<bool> = Vec::new();
     let series_group: Vec<usize> = inner
         .iter()
         .map(|s| {
             let k = group_key(&s.labels, grouping, without);
-            match group_index.get(&k) {
+            let i = match group_index.get(&k) {
                 Some(&i) => i,
                 None => {
                     let i = groups.len();
                     group_index.insert(k.clone(), i);
                     groups.push(k);
+                    group_drop.push(false);
                     i
                 }
-            }
+            };
+            group_drop[i] |= by_name && s.drop_name;
+            i
         })
         .collect();
     let scalar_param = match &param {
@@ -147,7 +148,11 @@ pub(crate) fn eval_aggregate(
         AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio | AggOp::CountValues => {
             vec![]
         }
-        _ => groups.iter().map(|l| out.slot(l.clone(), false)).collect(),
+        _ => groups
+            .iter()
+            .zip(group_drop.iter())
+            .map(|(l, d)| out.slot(l.clone(), *d))
+            .collect(),
     };
     // topk and friends keep the input series; slots are taken in output order so that an
     // instant query lists them as Prometheus does (best first).

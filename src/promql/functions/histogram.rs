@@ -111,7 +111,9 @@ pub(crate) fn bucket_quantile(q: f64, mut buckets: Vec<Bucket>) -> (f64, bool) {
     (start + (end - start) * (rank / count), forced)
 }
 
-/// Prometheus's `BucketFraction`: the estimated share of observations in `[lower, upper]`.
+/// Prometheus's `BucketFraction`: the estimated share of observations in `[lower, upper]`,
+/// interpolating linearly inside finite buckets; a bucket of infinite width that an edge falls
+/// into is not interpolated (the first bucket starts at 0 when its bound is positive).
 pub(crate) fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
     buckets.sort_by(|a, b| {
         a.upper
@@ -123,47 +125,49 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) 
         _ => return f64::NAN,
     }
     prepare(&mut buckets);
-    if buckets.len() < 2 || lower.is_nan() || upper.is_nan() {
+    if buckets.is_empty() || lower.is_nan() || upper.is_nan() {
         return f64::NAN;
     }
     let total = buckets[buckets.len() - 1].count;
-    if total == 0.0 {
+    if total == 0.0 || total.is_nan() {
         return f64::NAN;
     }
     if lower >= upper {
         return 0.0;
     }
-    // Cumulative count at x, interpolating linearly inside a bucket (the first bucket starts at 0
-    // when its bound is positive).
-    let cum = |x: f64| -> f64 {
-        let mut prev_upper = f64::NEG_INFINITY;
+    let rank = |x: f64| -> f64 {
+        if x == f64::NEG_INFINITY {
+            return 0.0;
+        }
+        if x == f64::INFINITY {
+            return total;
+        }
+        let mut prev_upper = if buckets[0].upper > 0.0 {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        if x <= prev_upper {
+            return 0.0;
+        }
         let mut prev_count = 0.0;
-        for (i, b) in buckets.iter().enumerate() {
+        for b in &buckets {
             if x <= b.upper {
+                if prev_upper == f64::NEG_INFINITY {
+                    return b.count;
+                }
                 if b.upper == f64::INFINITY {
                     return prev_count;
                 }
-                let lo = if i == 0 {
-                    if b.upper > 0.0 {
-                        0.0
-                    } else {
-                        f64::NEG_INFINITY
-                    }
-                } else {
-                    prev_upper
-                };
-                if x <= lo {
-                    return prev_count;
-                }
-                if lo == f64::NEG_INFINITY {
-                    return prev_count;
-                }
-                return prev_count + (b.count - prev_count) * (x - lo) / (b.upper - lo);
+                return prev_count
+                    + (b.count - prev_count) * (x - prev_upper) / (b.upper - prev_upper);
             }
             prev_upper = b.upper;
             prev_count = b.count;
         }
         total
     };
-    (cum(upper) - cum(lower)) / total
+    let lo = rank(lower).max(0.0);
+    let hi = rank(upper).min(total);
+    (hi - lo) / total
 }

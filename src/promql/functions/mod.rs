@@ -75,6 +75,7 @@ pub static FUNCTIONS: &[FuncDef] = &[
     f("histogram_count", &[IV], 0, IV),
     f("histogram_fraction", &[S, S, IV], 0, IV),
     f("histogram_quantile", &[S, IV], 0, IV),
+    f("histogram_quantiles", &[IV, Str, S, S], -1, IV),
     f("histogram_stddev", &[IV], 0, IV),
     f("histogram_stdvar", &[IV], 0, IV),
     f("histogram_sum", &[IV], 0, IV),
@@ -447,7 +448,9 @@ pub(crate) fn call(
             }
             Ok(V::Vec(out.series))
         }
-        "histogram_quantile" | "histogram_fraction" => hist(ev, name, args, pos, g),
+        "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+            hist(ev, name, args, pos, g)
+        }
         "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
         | "histogram_stdvar" => {
             // Only native histograms have these; edgeprom stores none.
@@ -491,8 +494,25 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 fn hist(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -> Result<V, Error> {
     let n = g.n();
+    // Quantile columns: one for histogram_quantile, one per extra argument for
+    // histogram_quantiles (each adding a label with the quantile).
+    let mut qs: Vec<(Option<String>, Vec<f64>)> = Vec::new();
+    let mut qlabel = String::new();
     let (q, lower, upper, vec_arg) = if name == "histogram_quantile" {
-        (Some(ev.eval_scalar(&args[0], g)?), None, None, &args[1])
+        let q = ev.eval_scalar(&args[0], g)?;
+        qs.push((None, q.clone()));
+        (Some(q), None, None, &args[1])
+    } else if name == "histogram_quantiles" {
+        qlabel = ev.eval_string(&args[1], g)?;
+        for a in &args[2..] {
+            let q = ev.eval_scalar(a, g)?;
+            let mut txt = super::ast::format_number(q.first().copied().unwrap_or(f64::NAN));
+            if !txt.contains(['.', 'e', 'I', 'N']) {
+                txt.push_str(".0");
+            }
+            qs.push((Some(txt), q));
+        }
+        (Some(vec![f64::NAN; 0]), None, None, &args[0])
     } else {
         (
             None,
@@ -519,9 +539,10 @@ fn hist(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -> Resu
                 series_group.push(None);
             }
             Some(le) => {
+                // The name stays in the key and is dropped at the end (delayed name removal),
+                // so two histograms that differ only by name collide as in Prometheus.
                 let mut b = s.labels.builder();
                 b.del("le");
-                b.del(METRIC_NAME);
                 let k = b.into_labels();
                 let gi = *groups.entry(k.clone()).or_insert_with(|| {
                     group_labels.push(k);
@@ -531,7 +552,7 @@ fn hist(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -> Resu
             }
         }
     }
-    if let Some(q) = &q {
+    for (_, q) in &qs {
         for &x in q.iter() {
             if !(0.0..=1.0).contains(&x) {
                 ev.warn(
@@ -546,10 +567,24 @@ fn hist(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -> Resu
         }
     }
     let mut out = Out::new();
-    let slots: Vec<usize> = group_labels
-        .iter()
-        .map(|l| out.slot(l.clone(), false))
-        .collect();
+    let ncols = qs.len().max(1);
+    let mut slots: Vec<usize> = Vec::with_capacity(group_labels.len() * ncols);
+    for l in &group_labels {
+        if qs.is_empty() {
+            slots.push(out.slot(l.clone(), true));
+        }
+        for (txt, _) in &qs {
+            let l = match txt {
+                Some(t) => {
+                    let mut b = l.builder();
+                    b.set(qlabel.clone(), t.clone());
+                    b.into_labels()
+                }
+                None => l.clone(),
+            };
+            slots.push(out.slot(l, true));
+        }
+    }
     let mut steps = Steps::new(&v);
     let mut buckets: Vec<Vec<histogram::Bucket>> = vec![Vec::new(); group_labels.len()];
     for i in 0..n {
@@ -569,28 +604,30 @@ fn hist(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -> Resu
             if b.is_empty() {
                 continue;
             }
-            let val = if let Some(q) = &q {
-                let (r, forced) = histogram::bucket_quantile(q[i], b.clone());
-                if forced {
-                    let metric = v
-                        .iter()
-                        .find(|s| s.labels.get("le").is_some())
-                        .and_then(|s| s.labels.metric_name())
-                        .unwrap_or("");
-                    let metric = metric.strip_suffix("_bucket").unwrap_or(metric).to_string();
-                    ev.info(
-                        &format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {}", super::ast::quote(&metric)),
-                        vec_arg.pos(),
-                    );
+            if q.is_some() {
+                for (qi, (_, qv)) in qs.iter().enumerate() {
+                    let (r, forced) = histogram::bucket_quantile(qv[i], b.clone());
+                    if forced {
+                        let metric = v
+                            .iter()
+                            .find(|s| s.labels.get("le").is_some())
+                            .and_then(|s| s.labels.metric_name())
+                            .unwrap_or("");
+                        let metric = metric.strip_suffix("_bucket").unwrap_or(metric).to_string();
+                        ev.info(
+                            &format!("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {}", super::ast::quote(&metric)),
+                            vec_arg.pos(),
+                        );
+                    }
+                    out.push_at(slots[gi * ncols + qi], t, r)?;
                 }
-                r
-            } else {
-                histogram::bucket_fraction(
-                    lower.as_ref().map(|l| l[i]).unwrap_or(f64::NAN),
-                    upper.as_ref().map(|u| u[i]).unwrap_or(f64::NAN),
-                    b.clone(),
-                )
-            };
+                continue;
+            }
+            let val = histogram::bucket_fraction(
+                lower.as_ref().map(|l| l[i]).unwrap_or(f64::NAN),
+                upper.as_ref().map(|u| u[i]).unwrap_or(f64::NAN),
+                b.clone(),
+            );
             out.push_at(slots[gi], t, val)?;
         }
     }

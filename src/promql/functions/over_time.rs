@@ -92,6 +92,8 @@ pub(crate) fn simple(name: &str, w: &Window<'_>) -> Option<Option<f64>> {
         "mad_over_time" => {
             if s.is_empty() {
                 None
+            } else if s.iter().any(|p| p.1.is_nan()) {
+                Some(f64::NAN)
             } else {
                 let mut vals: Vec<f64> = s.iter().map(|p| p.1).collect();
                 let median = quantile(0.5, &mut vals);
