@@ -50,6 +50,114 @@ pub enum At {
     End,
 }
 
+/// A duration expression (Prometheus 3.x): arithmetic on durations and numbers of seconds, with
+/// `step()`, `range()`, `start()`, `end()`, `min_of()` and `max_of()`; resolved per query.
+#[derive(Clone, Debug)]
+pub enum DurExpr {
+    /// A number of seconds (a duration literal is converted).
+    Const(f64),
+    /// `step()`: the query step.
+    Step,
+    /// `range()`: end minus start of the query.
+    Range,
+    /// `start()`.
+    Start,
+    /// `end()`.
+    End,
+    /// Unary minus.
+    Neg(Box<DurExpr>),
+    /// Parentheses.
+    Paren(Box<DurExpr>),
+    /// Binary arithmetic (`+ - * / % ^`).
+    Bin(BinOp, Box<DurExpr>, Box<DurExpr>),
+    /// `min_of(a, b)` (true) or `max_of(a, b)` (false).
+    MinMax(bool, Box<DurExpr>, Box<DurExpr>),
+}
+
+impl DurExpr {
+    /// Whether it depends on the query (step, range, start, end).
+    pub fn is_const(&self) -> bool {
+        match self {
+            DurExpr::Const(_) => true,
+            DurExpr::Step | DurExpr::Range | DurExpr::Start | DurExpr::End => false,
+            DurExpr::Neg(e) | DurExpr::Paren(e) => e.is_const(),
+            DurExpr::Bin(_, a, b) | DurExpr::MinMax(_, a, b) => a.is_const() && b.is_const(),
+        }
+    }
+
+    /// The value in seconds for a query with the given step, start and end (ms).
+    pub fn eval(&self, step: i64, start: i64, end: i64) -> f64 {
+        match self {
+            DurExpr::Const(v) => *v,
+            DurExpr::Step => step as f64 / 1000.0,
+            DurExpr::Range => (end - start) as f64 / 1000.0,
+            DurExpr::Start => start as f64 / 1000.0,
+            DurExpr::End => end as f64 / 1000.0,
+            DurExpr::Neg(e) => -e.eval(step, start, end),
+            DurExpr::Paren(e) => e.eval(step, start, end),
+            DurExpr::Bin(op, a, b) => {
+                let (x, y) = (a.eval(step, start, end), b.eval(step, start, end));
+                match op {
+                    BinOp::Add => x + y,
+                    BinOp::Sub => x - y,
+                    BinOp::Mul => x * y,
+                    BinOp::Div => x / y,
+                    BinOp::Mod => x % y,
+                    BinOp::Pow => x.powf(y),
+                    _ => f64::NAN,
+                }
+            }
+            DurExpr::MinMax(min, a, b) => {
+                let (x, y) = (a.eval(step, start, end), b.eval(step, start, end));
+                if x.is_nan() || y.is_nan() {
+                    f64::NAN
+                } else if *min {
+                    x.min(y)
+                } else {
+                    x.max(y)
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for DurExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurExpr::Const(v) => {
+                let ms = v * 1000.0;
+                if ms.fract() == 0.0 && ms > 0.0 && ms < 9.0e15 {
+                    f.write_str(&format_duration(ms as i64))
+                } else {
+                    f.write_str(&format_number(*v))
+                }
+            }
+            DurExpr::Step => f.write_str("step()"),
+            DurExpr::Range => f.write_str("range()"),
+            DurExpr::Start => f.write_str("start()"),
+            DurExpr::End => f.write_str("end()"),
+            DurExpr::Neg(e) => write!(f, "-{e}"),
+            DurExpr::Paren(e) => write!(f, "({e})"),
+            DurExpr::Bin(op, a, b) => write!(f, "{a} {} {b}", op.as_str()),
+            DurExpr::MinMax(min, a, b) => {
+                write!(f, "{}({a}, {b})", if *min { "min_of" } else { "max_of" })
+            }
+        }
+    }
+}
+
+/// Duration expressions of a selector or subquery that depend on the query; resolved into the
+/// plain millisecond fields when the query starts.
+#[derive(Clone, Debug, Default)]
+pub struct DurSlots {
+    /// The range (`[...]`).
+    pub range: Option<DurExpr>,
+    /// The subquery step.
+    pub step: Option<DurExpr>,
+    /// The offset.
+    pub offset: Option<DurExpr>,
+}
+
 /// An instant vector selector (`foo{a="b"} offset 5m @ 100`).
 #[derive(Clone, Debug)]
 pub struct VectorSelector {
@@ -63,6 +171,8 @@ pub struct VectorSelector {
     pub at: Option<At>,
     /// Byte offset in the query.
     pub pos: usize,
+    /// Query-dependent duration expressions (range of a range selector, offset).
+    pub durs: Option<Box<DurSlots>>,
 }
 
 /// Binary operators.
@@ -240,6 +350,8 @@ pub enum Expr {
         at: Option<At>,
         /// Byte offset.
         pos: usize,
+        /// Query-dependent duration expressions.
+        durs: Option<Box<DurSlots>>,
     },
     /// Parentheses (kept for printing and positions).
     Paren(Box<Expr>, usize),
@@ -404,6 +516,13 @@ fn fmt_label_name(s: &str) -> String {
     }
 }
 
+fn fmt_dur_offset(f: &mut fmt::Formatter<'_>, durs: &Option<Box<DurSlots>>) -> fmt::Result {
+    match durs.as_ref().and_then(|d| d.offset.as_ref()) {
+        Some(d) => write!(f, " offset {d}"),
+        None => Ok(()),
+    }
+}
+
 fn fmt_at_offset(f: &mut fmt::Formatter<'_>, at: &Option<At>, offset: i64) -> fmt::Result {
     match at {
         Some(At::Time(t)) => write!(f, " @ {}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))?,
@@ -476,12 +595,17 @@ impl fmt::Display for Expr {
             Expr::String(s, _) => f.write_str(&quote(s)),
             Expr::Vector(v) => {
                 v.fmt_selector(f)?;
-                fmt_at_offset(f, &v.at, v.offset)
+                fmt_at_offset(f, &v.at, v.offset)?;
+                fmt_dur_offset(f, &v.durs)
             }
             Expr::Matrix(v, r) => {
                 v.fmt_selector(f)?;
-                write!(f, "[{}]", format_duration(*r))?;
-                fmt_at_offset(f, &v.at, v.offset)
+                match v.durs.as_ref().and_then(|d| d.range.as_ref()) {
+                    Some(d) => write!(f, "[{d}]")?,
+                    None => write!(f, "[{}]", format_duration(*r))?,
+                }
+                fmt_at_offset(f, &v.at, v.offset)?;
+                fmt_dur_offset(f, &v.durs)
             }
             Expr::Subquery {
                 expr,
@@ -489,14 +613,22 @@ impl fmt::Display for Expr {
                 step,
                 offset,
                 at,
+                durs,
                 ..
             } => {
-                write!(f, "{}[{}:", expr, format_duration(*range))?;
-                if *step > 0 {
-                    f.write_str(&format_duration(*step))?;
+                let d = durs.as_deref();
+                match d.and_then(|d| d.range.as_ref()) {
+                    Some(r) => write!(f, "{expr}[{r}:")?,
+                    None => write!(f, "{}[{}:", expr, format_duration(*range))?,
+                }
+                match d.and_then(|d| d.step.as_ref()) {
+                    Some(s) => write!(f, "{s}")?,
+                    None if *step > 0 => f.write_str(&format_duration(*step))?,
+                    None => {}
                 }
                 f.write_str("]")?;
-                fmt_at_offset(f, at, *offset)
+                fmt_at_offset(f, at, *offset)?;
+                fmt_dur_offset(f, durs)
             }
             Expr::Paren(e, _) => write!(f, "({e})"),
             Expr::Neg(e, _) => write!(f, "-{e}"),
@@ -598,5 +730,99 @@ impl Expr {
             Expr::Call { args, .. } => args.iter_mut().for_each(|a| a.pin_at(t_ms)),
             Expr::Number(..) | Expr::String(..) => {}
         }
+    }
+}
+
+/// Sets a duration slot from a resolved duration expression, checking it like the parser does.
+fn resolve_slot(
+    e: &Option<DurExpr>,
+    slot: &mut i64,
+    step: i64,
+    start: i64,
+    end: i64,
+    positive: bool,
+) -> Result<(), String> {
+    if let Some(d) = e {
+        let v = d.eval(step, start, end);
+        if !v.is_finite() || v.abs() * 1000.0 > i64::MAX as f64 / 2.0 {
+            return Err(format!("duration expression {d} is out of range"));
+        }
+        let ms = (v * 1000.0).round() as i64;
+        if positive && ms <= 0 {
+            return Err(format!(
+                "duration expression {d} must be greater than 0, got {}",
+                format_duration(ms)
+            ));
+        }
+        *slot = ms;
+    }
+    Ok(())
+}
+
+impl Expr {
+    /// Whether any duration expression depends on the query.
+    pub fn has_dur_exprs(&self) -> bool {
+        match self {
+            Expr::Vector(vs) | Expr::Matrix(vs, _) => vs.durs.is_some(),
+            Expr::Subquery { expr, durs, .. } => durs.is_some() || expr.has_dur_exprs(),
+            Expr::Paren(e, _) | Expr::Neg(e, _) => e.has_dur_exprs(),
+            Expr::Binary { lhs, rhs, .. } => lhs.has_dur_exprs() || rhs.has_dur_exprs(),
+            Expr::Aggregate { expr, param, .. } => {
+                expr.has_dur_exprs() || param.as_ref().is_some_and(|p| p.has_dur_exprs())
+            }
+            Expr::Call { args, .. } => args.iter().any(|a| a.has_dur_exprs()),
+            Expr::Number(..) | Expr::String(..) => false,
+        }
+    }
+
+    /// Replaces query-dependent duration expressions by their values for a query with the given
+    /// step (0 for instant queries), start and end.
+    pub fn resolve_durations(&mut self, step: i64, start: i64, end: i64) -> Result<(), String> {
+        match self {
+            Expr::Vector(vs) => {
+                if let Some(d) = vs.durs.take() {
+                    resolve_slot(&d.offset, &mut vs.offset, step, start, end, false)?;
+                }
+            }
+            Expr::Matrix(vs, r) => {
+                if let Some(d) = vs.durs.take() {
+                    resolve_slot(&d.offset, &mut vs.offset, step, start, end, false)?;
+                    resolve_slot(&d.range, r, step, start, end, true)?;
+                }
+            }
+            Expr::Subquery {
+                expr,
+                range,
+                step: st,
+                offset,
+                durs,
+                ..
+            } => {
+                if let Some(d) = durs.take() {
+                    resolve_slot(&d.offset, offset, step, start, end, false)?;
+                    resolve_slot(&d.range, range, step, start, end, true)?;
+                    resolve_slot(&d.step, st, step, start, end, true)?;
+                }
+                expr.resolve_durations(step, start, end)?;
+            }
+            Expr::Paren(e, _) | Expr::Neg(e, _) => e.resolve_durations(step, start, end)?,
+            Expr::Binary { lhs, rhs, .. } => {
+                lhs.resolve_durations(step, start, end)?;
+                rhs.resolve_durations(step, start, end)?;
+            }
+            Expr::Aggregate { expr, param, .. } => {
+                expr.resolve_durations(step, start, end)?;
+                if let Some(p) = param {
+                    p.resolve_durations(step, start, end)?;
+                }
+            }
+            Expr::Call { args, .. } => {
+                for a in args {
+                    a.resolve_durations(step, start, end)?;
+                }
+            }
+            Expr::Number(..) | Expr::String(..) => {}
+        }
+        Ok(())
     }
 }

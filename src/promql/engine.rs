@@ -164,6 +164,16 @@ impl Engine {
         range: bool,
         timeout: Option<Duration>,
     ) -> Result<QueryResult, Error> {
+        let resolved;
+        let e = if e.has_dur_exprs() {
+            let mut c = e.clone();
+            c.resolve_durations(if range { step } else { 0 }, start, end)
+                .map_err(Error::Execution)?;
+            resolved = c;
+            &resolved
+        } else {
+            e
+        };
         let timeout = timeout.unwrap_or(self.opts.timeout).min(self.opts.timeout);
         let deadline = Instant::now() + timeout;
         let _slot = self.acquire(deadline)?;

@@ -113,6 +113,21 @@ struct Parser<'a> {
     depth: usize,
 }
 
+/// A parsed duration: fixed, or depending on the query.
+enum Dur {
+    Fixed(i64),
+    Expr(DurExpr),
+}
+
+impl Dur {
+    fn split(self) -> (i64, Option<DurExpr>) {
+        match self {
+            Dur::Fixed(ms) => (ms, None),
+            Dur::Expr(e) => (0, Some(e)),
+        }
+    }
+}
+
 struct Mods {
     return_bool: bool,
     matching: Option<VectorMatching>,
@@ -422,33 +437,124 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn duration_value(&mut self, ctx: &str) -> Result<i64, ParseError> {
-        let neg = if matches!(self.peek(), Tok::Sub) {
-            self.next();
-            true
+    /// A duration: a literal, a number of seconds, or (Prometheus 3.x) a duration expression.
+    /// `full` allows binary operators (inside brackets); after `offset` only an atom is taken.
+    fn duration_value(&mut self, ctx: &str, full: bool) -> Result<Dur, ParseError> {
+        let d = if full {
+            self.dur_expr(0, ctx)?
         } else {
-            false
+            match self.peek() {
+                Tok::Sub => {
+                    self.next();
+                    DurExpr::Neg(Box::new(self.dur_primary(ctx)?))
+                }
+                Tok::Add => {
+                    self.next();
+                    self.dur_primary(ctx)?
+                }
+                _ => self.dur_primary(ctx)?,
+            }
         };
-        let v = match self.peek().clone() {
+        if d.is_const() {
+            let v = d.eval(0, 0, 0);
+            if !v.is_finite() || v.abs() * 1000.0 > (i64::MAX / 2) as f64 {
+                return Err(self.err(self.pos(), "duration out of range"));
+            }
+            return Ok(Dur::Fixed((v * 1000.0).round() as i64));
+        }
+        Ok(Dur::Expr(d))
+    }
+
+    fn dur_expr(&mut self, min_prec: u8, ctx: &str) -> Result<DurExpr, ParseError> {
+        self.enter()?;
+        let mut lhs = match self.peek() {
+            Tok::Sub | Tok::Add => {
+                let neg = matches!(self.peek(), Tok::Sub);
+                self.next();
+                let e = self.dur_expr(BinOp::Pow.precedence(), ctx)?;
+                if neg {
+                    DurExpr::Neg(Box::new(e))
+                } else {
+                    e
+                }
+            }
+            _ => self.dur_primary(ctx)?,
+        };
+        let mut chain = 0;
+        loop {
+            let op = match self.peek() {
+                Tok::Add => BinOp::Add,
+                Tok::Sub => BinOp::Sub,
+                Tok::Mul => BinOp::Mul,
+                Tok::Div => BinOp::Div,
+                Tok::Mod => BinOp::Mod,
+                Tok::Pow => BinOp::Pow,
+                _ => break,
+            };
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            self.next();
+            let rhs = self.dur_expr(if op == BinOp::Pow { prec } else { prec + 1 }, ctx)?;
+            lhs = DurExpr::Bin(op, Box::new(lhs), Box::new(rhs));
+            self.enter()?;
+            chain += 1;
+        }
+        self.depth -= 1 + chain;
+        Ok(lhs)
+    }
+
+    fn dur_primary(&mut self, ctx: &str) -> Result<DurExpr, ParseError> {
+        match self.peek().clone() {
+            Tok::Number(v) => {
+                self.next();
+                Ok(DurExpr::Const(v))
+            }
             Tok::Duration(ms) => {
                 self.next();
-                ms
+                Ok(DurExpr::Const(ms as f64 / 1000.0))
             }
-            Tok::Number(f) => {
-                let p = self.pos();
+            Tok::LParen => {
                 self.next();
-                if !f.is_finite() || f.abs() > (i64::MAX / 1000) as f64 {
-                    return Err(self.err(p, "duration out of range"));
+                let e = self.dur_expr(0, ctx)?;
+                self.expect(Tok::RParen, "duration expression")?;
+                Ok(DurExpr::Paren(Box::new(e)))
+            }
+            Tok::Ident(w) if matches!(self.peek_at(1), Tok::LParen) => {
+                let l = w.to_ascii_lowercase();
+                let zero = match l.as_str() {
+                    "step" => Some(DurExpr::Step),
+                    "range" => Some(DurExpr::Range),
+                    "start" => Some(DurExpr::Start),
+                    "end" => Some(DurExpr::End),
+                    _ => None,
+                };
+                if let Some(z) = zero {
+                    self.next();
+                    self.next();
+                    self.expect(Tok::RParen, "duration expression")?;
+                    return Ok(z);
                 }
-                (f * 1000.0).round() as i64
+                if l == "min_of" || l == "max_of" {
+                    self.next();
+                    self.next();
+                    let a = self.dur_expr(0, ctx)?;
+                    self.expect(Tok::Comma, "duration expression")?;
+                    let b = self.dur_expr(0, ctx)?;
+                    self.expect(Tok::RParen, "duration expression")?;
+                    return Ok(DurExpr::MinMax(l == "min_of", Box::new(a), Box::new(b)));
+                }
+                let mut e = self.unexpected(ctx);
+                e.msg.push_str(", expected duration");
+                Err(e)
             }
             _ => {
                 let mut e = self.unexpected(ctx);
                 e.msg.push_str(", expected duration");
-                return Err(e);
+                Err(e)
             }
-        };
-        Ok(if neg { -v } else { v })
+        }
     }
 
     fn postfix(&mut self, mut e: Expr) -> Result<Expr, ParseError> {
@@ -457,16 +563,17 @@ impl<'a> Parser<'a> {
                 Tok::LBracket => {
                     let p = self.pos();
                     self.next();
-                    let range = self.duration_value("subquery or range selector")?;
+                    let range = self.duration_value("subquery or range selector", true)?;
+                    let (range, range_expr) = range.split();
                     if matches!(self.peek(), Tok::Colon) {
                         self.next();
-                        let step = if matches!(self.peek(), Tok::RBracket) {
-                            0
+                        let (step, step_expr) = if matches!(self.peek(), Tok::RBracket) {
+                            (0, None)
                         } else {
-                            self.duration_value("subquery selector")?
+                            self.duration_value("subquery selector", true)?.split()
                         };
                         self.expect(Tok::RBracket, "subquery selector")?;
-                        if range <= 0 {
+                        if range <= 0 && range_expr.is_none() {
                             return Err(self.err(p, "duration must be greater than 0"));
                         }
                         if e.value_type() != ValueType::Vector {
@@ -481,6 +588,13 @@ impl<'a> Parser<'a> {
                         if step < 0 {
                             return Err(self.err(p, "step must be greater than 0"));
                         }
+                        let durs = (range_expr.is_some() || step_expr.is_some()).then(|| {
+                            Box::new(DurSlots {
+                                range: range_expr,
+                                step: step_expr,
+                                offset: None,
+                            })
+                        });
                         let pos = e.pos();
                         e = Expr::Subquery {
                             expr: Box::new(e),
@@ -489,18 +603,26 @@ impl<'a> Parser<'a> {
                             offset: 0,
                             at: None,
                             pos,
+                            durs,
                         };
                     } else {
                         self.expect(Tok::RBracket, "range selector")?;
                         match e {
-                            Expr::Vector(vs) => {
-                                if vs.offset != 0 || vs.at.is_some() {
+                            Expr::Vector(mut vs) => {
+                                if vs.offset != 0 || vs.at.is_some() || vs.durs.is_some() {
                                     return Err(
                                         self.err(p, "no offset modifiers allowed before range")
                                     );
                                 }
-                                if range <= 0 {
+                                if range <= 0 && range_expr.is_none() {
                                     return Err(self.err(p, "range must be greater than 0"));
+                                }
+                                if range_expr.is_some() {
+                                    vs.durs = Some(Box::new(DurSlots {
+                                        range: range_expr,
+                                        step: None,
+                                        offset: None,
+                                    }));
                                 }
                                 e = Expr::Matrix(vs, range);
                             }
@@ -515,18 +637,21 @@ impl<'a> Parser<'a> {
                 Tok::Ident(w) if w.eq_ignore_ascii_case("offset") => {
                     let p = self.pos();
                     self.next();
-                    let d = self.duration_value("offset")?;
-                    let slot = match &mut e {
-                        Expr::Vector(vs) | Expr::Matrix(vs, _) => &mut vs.offset,
-                        Expr::Subquery { offset, .. } => offset,
+                    let (d, dexpr) = self.duration_value("offset", false)?.split();
+                    let (slot, durs) = match &mut e {
+                        Expr::Vector(vs) | Expr::Matrix(vs, _) => (&mut vs.offset, &mut vs.durs),
+                        Expr::Subquery { offset, durs, .. } => (offset, durs),
                         _ => {
                             return Err(self.err(p, "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"))
                         }
                     };
-                    if *slot != 0 {
+                    if *slot != 0 || durs.as_ref().is_some_and(|d| d.offset.is_some()) {
                         return Err(self.err(p, "offset may not be set multiple times"));
                     }
                     *slot = d;
+                    if dexpr.is_some() {
+                        durs.get_or_insert_with(Default::default).offset = dexpr;
+                    }
                 }
                 Tok::At => {
                     let p = self.pos();
@@ -944,6 +1069,7 @@ impl<'a> Parser<'a> {
             ));
         }
         Ok(Expr::Vector(VectorSelector {
+            durs: None,
             name,
             matchers,
             offset: 0,
