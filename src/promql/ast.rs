@@ -269,6 +269,10 @@ pub struct VectorMatching {
     pub explicit: bool,
     /// Extra labels of `group_left(...)`/`group_right(...)`.
     pub include: Vec<String>,
+    /// `fill(v)`/`fill_left(v)` (3.x): value for a missing left-hand sample.
+    pub fill_left: Option<f64>,
+    /// `fill(v)`/`fill_right(v)` (3.x): value for a missing right-hand sample.
+    pub fill_right: Option<f64>,
 }
 
 /// Aggregation operators.
@@ -647,6 +651,19 @@ impl fmt::Display for Expr {
                     if m.explicit || (!m.labels.is_empty()) {
                         f.write_str(if m.on { " on " } else { " ignoring " })?;
                         fmt_grouping(f, &m.labels)?;
+                    }
+                    match (m.fill_left, m.fill_right) {
+                        (Some(l), Some(r)) if l.to_bits() == r.to_bits() => {
+                            write!(f, " fill({})", format_number(l))?
+                        }
+                        (l, r) => {
+                            if let Some(l) = l {
+                                write!(f, " fill_left({})", format_number(l))?;
+                            }
+                            if let Some(r) = r {
+                                write!(f, " fill_right({})", format_number(r))?;
+                            }
+                        }
                     }
                     match m.card {
                         Card::ManyToOne => {

@@ -114,6 +114,8 @@ pub(crate) fn eval_binary(
                 on: false,
                 explicit: false,
                 include: vec![],
+                fill_left: None,
+                fill_right: None,
             };
             let m = matching.unwrap_or(&default);
             let r = match op {
@@ -263,6 +265,23 @@ fn result_labels(
     (b.into_labels(), drop)
 }
 
+/// Labels of a result whose many-side operand was filled in: the present side's labels, reduced
+/// as one-to-one matching reduces them, without the name.
+fn fill_labels(l: &Labels, m: &VectorMatching) -> Labels {
+    let mut b = l.builder();
+    b.del(METRIC_NAME);
+    if m.card == Card::OneToOne || m.card == Card::ManyToOne || m.card == Card::OneToMany {
+        if m.on {
+            b.retain(|lb: &Label| m.labels.contains(&lb.name));
+        } else if m.card == Card::OneToOne {
+            for n in &m.labels {
+                b.del(n);
+            }
+        }
+    }
+    b.into_labels()
+}
+
 fn vector_vector(
     op: BinOp,
     a: Vec<SS>,
@@ -301,8 +320,51 @@ fn vector_vector(
         }
         matched.clear();
         let ls: Vec<(usize, f64)> = steps_l.at(t).to_vec();
+        // Fill values for the side that is missing (in terms of the many side `lhs` here).
+        let (fill_lhs, fill_rhs) = if swap {
+            (m.fill_right, m.fill_left)
+        } else {
+            (m.fill_left, m.fill_right)
+        };
+        if let Some(f) = fill_lhs {
+            let present: std::collections::HashSet<&Labels> =
+                ls.iter().map(|&(j, _)| &sl[j]).collect();
+            let mut missing: Vec<(usize, f64)> = right
+                .values()
+                .filter(|(k, _)| !present.contains(&sr[*k]))
+                .copied()
+                .collect();
+            missing.sort_by_key(|x| x.0);
+            for (k, rv) in missing {
+                let (x, y) = if swap { (rv, f) } else { (f, rv) };
+                let (value, keep) = scalar_op(op, x, y);
+                let labels = fill_labels(&rhs[k].labels, m);
+                let slot = out.slot(labels, true);
+                if return_bool {
+                    out.push_at(slot, t, if keep { 1.0 } else { 0.0 })?;
+                } else if keep {
+                    out.push_at(slot, t, value)?;
+                }
+            }
+        }
         for (j, v) in ls {
             let Some(&(k, rv)) = right.get(&sl[j]) else {
+                if let Some(f) = fill_rhs {
+                    let (x, y) = if swap { (f, v) } else { (v, f) };
+                    let (value, keep) = scalar_op(op, x, y);
+                    let empty = SS {
+                        labels: Labels::empty(),
+                        drop_name: false,
+                        pts: vec![],
+                    };
+                    let (labels, drop) = result_labels(&lhs[j], &empty, op, m, return_bool);
+                    let slot = out.slot(labels, drop);
+                    if return_bool {
+                        out.push_at(slot, t, if keep { 1.0 } else { 0.0 })?;
+                    } else if keep {
+                        out.push_at(slot, t, value)?;
+                    }
+                }
                 continue;
             };
             let (x, y) = if swap { (rv, v) } else { (v, rv) };

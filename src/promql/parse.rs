@@ -262,6 +262,8 @@ impl<'a> Parser<'a> {
             on: false,
             explicit: false,
             include: vec![],
+            fill_left: None,
+            fill_right: None,
         };
         let mut any = false;
         if let Some(w) = self.peek_word() {
@@ -293,6 +295,55 @@ impl<'a> Parser<'a> {
                 }
                 any = true;
             }
+        }
+        // fill(v), fill_left(v), fill_right(v) (Prometheus 3.10); `fill` alone is a metric name.
+        while let Some(w) = self.peek_word() {
+            if !(w == "fill" || w == "fill_left" || w == "fill_right")
+                || !matches!(self.peek_at(1), Tok::LParen)
+            {
+                break;
+            }
+            let p = self.pos();
+            if op.is_set() {
+                return Err(self.err(
+                    p,
+                    format!(
+                        "fill modifiers are not allowed for \"{}\" operation",
+                        op.as_str()
+                    ),
+                ));
+            }
+            self.next();
+            self.next();
+            let neg = match self.peek() {
+                Tok::Sub => {
+                    self.next();
+                    true
+                }
+                Tok::Add => {
+                    self.next();
+                    false
+                }
+                _ => false,
+            };
+            let v = match self.peek().clone() {
+                Tok::Number(v) => v,
+                _ => {
+                    let mut e = self.unexpected("fill modifier");
+                    e.msg.push_str(", expected number");
+                    return Err(e);
+                }
+            };
+            self.next();
+            self.expect(Tok::RParen, "fill modifier")?;
+            let v = if neg { -v } else { v };
+            if w != "fill_right" {
+                vm.fill_left = Some(v);
+            }
+            if w != "fill_left" {
+                vm.fill_right = Some(v);
+            }
+            any = true;
         }
         let _ = any;
         m.matching = Some(vm);
