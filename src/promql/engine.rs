@@ -1055,3 +1055,120 @@ pub(crate) fn absent_labels(e: &Expr) -> Labels {
             .map(|m| (m.name.clone(), m.value.clone())),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::MemStore;
+
+    fn store(series: usize, points: i64) -> MemStore {
+        let s = MemStore::new();
+        for i in 0..series {
+            let l = Labels::from_pairs([
+                ("__name__", "x_total".to_string()),
+                ("i", i.to_string()),
+                ("job", (i % 3).to_string()),
+            ]);
+            for k in 0..points {
+                s.add(&l, k * 15_000, (k * (i as i64 + 1)) as f64);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn limits_give_prometheus_errors() {
+        let s = store(50, 100);
+        let small = Engine::new(EngineOptions {
+            max_samples: 10,
+            ..Default::default()
+        });
+        let none = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..Default::default()
+        });
+        let e = Engine::new(EngineOptions::default());
+        let cases: Vec<(&Engine, &str, bool, &str)> = vec![
+            (
+                &small,
+                "x_total",
+                false,
+                "query processing would load too many samples into memory in query execution",
+            ),
+            (
+                &small,
+                "sum(rate(x_total[5m]))",
+                true,
+                "query processing would load too many samples into memory in query execution",
+            ),
+            (&none, "x_total", false, "query timed out in"),
+            (
+                &e,
+                "x_total",
+                true,
+                "exceeded maximum resolution of 11,000 points per timeseries",
+            ),
+            (
+                &e,
+                "x_total + on(job) x_total",
+                false,
+                "found duplicate series for the match group {job=",
+            ),
+        ];
+        for (eng, q, range, want) in cases {
+            let r = if range {
+                eng.range(
+                    &s,
+                    q,
+                    0,
+                    if want.contains("11,000") {
+                        1_000_000_000
+                    } else {
+                        1_500_000
+                    },
+                    15_000,
+                )
+            } else {
+                eng.instant(&s, q, 1_000_000)
+            };
+            let err = r.expect_err(q).to_string();
+            assert!(err.starts_with(want), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn instant_and_range_agree() {
+        let s = store(6, 200);
+        let e = Engine::new(EngineOptions::default());
+        let q = "sum by (job) (rate(x_total[5m]))";
+        let Value::Matrix(m) = e.range(&s, q, 600_000, 1_200_000, 60_000).expect("range") else {
+            panic!("not a matrix")
+        };
+        for series in &m {
+            for &(t, v) in &series.points {
+                let Value::Vector(inst) = e.instant(&s, q, t).expect("instant") else {
+                    panic!("not a vector")
+                };
+                let got = inst.iter().find(|x| x.metric == series.metric).map(|x| x.v);
+                assert_eq!(got, Some(v), "{} at {t}", series.metric);
+            }
+        }
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn rules_view_of_a_vector() {
+        let s = store(3, 100);
+        let e = Engine::new(EngineOptions::default());
+        // At 990 s the samples are 66 * (i + 1): 66, 132, 198.
+        let mut v = e
+            .instant(&s, "x_total > 100", 990_000)
+            .expect("query")
+            .into_samples()
+            .expect("vector");
+        v.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let vals: Vec<f64> = v.iter().map(|x| x.1).collect();
+        assert_eq!(vals, vec![132.0, 198.0]);
+        assert_eq!(v[0].0.get("i"), Some("1"));
+    }
+}
