@@ -129,6 +129,12 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         }
     };
     let scrape = crate::scrape::ScrapeManager::new(tsdb.clone());
+    let engine = Arc::new(crate::promql::Engine::new(crate::promql::EngineOptions {
+        lookback_delta: flags.lookback_delta,
+        timeout: flags.query_timeout,
+        max_samples: flags.query_max_samples,
+        max_concurrency: flags.query_max_concurrency,
+    }));
     let node = Arc::new(crate::node::NodeExporter::new(node_options(&flags)?));
     let mut texts: BTreeMap<String, web::TextFn> = BTreeMap::new();
     texts.insert(
@@ -158,10 +164,16 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         storage_retention: retention,
         reload_tx,
         quit_tx,
-        apis: vec![tsdb_status_api(tsdb.clone()), {
-            let scrape = scrape.clone();
-            Arc::new(move |path: &str, params: &[(String, String)]| scrape.handle_api(path, params))
-        }],
+        apis: vec![
+            query_api(engine.clone(), tsdb.clone()),
+            tsdb_status_api(tsdb.clone()),
+            {
+                let scrape = scrape.clone();
+                Arc::new(move |path: &str, params: &[(String, String)]| {
+                    scrape.handle_api(path, params)
+                })
+            },
+        ],
         texts,
     });
 
@@ -271,6 +283,18 @@ pub fn tsdb_options(flags: &ServerFlags) -> crate::tsdb::Options {
             .unwrap_or(crate::tsdb::DEFAULT_FLUSH_INTERVAL),
         max_series: flags.max_series,
     }
+}
+
+/// The PromQL query API (`/api/v1/query`, `query_range`, `series`, `labels`, ...).
+fn query_api(engine: Arc<crate::promql::Engine>, tsdb: Arc<crate::tsdb::Tsdb>) -> web::ApiFn {
+    Arc::new(move |path, params| {
+        let ctx = crate::promql::api::ApiContext {
+            engine: &engine,
+            queryable: &*tsdb,
+            now_ms: web::now_ms(),
+        };
+        crate::promql::api::handle(path, params, &ctx).map(|r| (r.status, r.body))
+    })
 }
 
 /// `/api/v1/status/tsdb` (`limit` defaults to 10, as in Prometheus).

@@ -25,6 +25,7 @@ pub mod http_client;
 pub mod logging;
 pub mod model;
 pub mod node;
+pub mod promql;
 pub mod scrape;
 pub mod sdnotify;
 pub mod selfmetrics;

@@ -34,7 +34,11 @@ impl Server {
 
     /// Like `start`, in a given directory (the process's working directory).
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
-        let port = free_port();
+        Self::start_in_at(dir, free_port(), args)
+    }
+
+    /// Like `start_in`, on a given port (to restart a server where its config points).
+    pub fn start_in_at(dir: tempfile::TempDir, port: u16, args: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeprom"));
         cmd.current_dir(dir.path())

@@ -1,0 +1,1174 @@
+//! The evaluator. Every node is evaluated once over the whole step grid of the query (an instant
+//! query is a grid of one step), as Prometheus's `promql/engine.go` does, but selectors stream:
+//! an instant selector walks each series' iterator once across all steps, and functions over range
+//! selectors slide a window over the iterator, so memory follows the output (series x steps) plus
+//! the current window, never all raw samples of the range.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::ast::*;
+use super::functions;
+use super::parse::parse;
+use super::value::{exec, Error, QueryResult, Sample, Series, Value};
+use crate::model::{is_stale_nan, Labels, MatchType, METRIC_NAME};
+use crate::storage::{Querier, Queryable, SampleIter, SelectHints, VecSampleIter};
+
+/// Engine settings, after Prometheus's `--query.*` flags.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// `--query.lookback-delta` (5m).
+    pub lookback_delta: Duration,
+    /// `--query.timeout` (2m).
+    pub timeout: Duration,
+    /// `--query.max-samples` (50,000,000).
+    pub max_samples: usize,
+    /// `--query.max-concurrency` (20).
+    pub max_concurrency: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+            max_concurrency: 20,
+        }
+    }
+}
+
+/// Most points a range query may return per series (Prometheus's limit).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Default step of subqueries without one (Prometheus: the global evaluation interval, 1m).
+const DEFAULT_SUBQUERY_STEP: i64 = 60_000;
+
+/// The PromQL engine. Cheap to share between threads.
+pub struct Engine {
+    opts: EngineOptions,
+    running: Mutex<usize>,
+    slot_free: Condvar,
+}
+
+struct Slot<'a>(&'a Engine);
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut n) = self.0.running.lock() {
+            *n = n.saturating_sub(1);
+        }
+        self.0.slot_free.notify_one();
+    }
+}
+
+impl Engine {
+    /// A new engine.
+    pub fn new(opts: EngineOptions) -> Engine {
+        Engine {
+            opts,
+            running: Mutex::new(0),
+            slot_free: Condvar::new(),
+        }
+    }
+
+    /// The options it was built with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    fn acquire(&self, deadline: Instant) -> Result<Slot<'_>, Error> {
+        let max = self.opts.max_concurrency.max(1);
+        let mut n = self
+            .running
+            .lock()
+            .map_err(|_| Error::Execution("engine lock poisoned".into()))?;
+        while *n >= max {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout("query queue"));
+            }
+            n = self
+                .slot_free
+                .wait_timeout(n, deadline - now)
+                .map_err(|_| Error::Execution("engine lock poisoned".into()))?
+                .0;
+        }
+        *n += 1;
+        Ok(Slot(self))
+    }
+
+    /// Evaluates `expr` at `t_ms`.
+    pub fn instant(&self, q: &dyn Queryable, expr: &str, t_ms: i64) -> Result<Value, Error> {
+        self.instant_full(q, expr, t_ms, None).map(|r| r.value)
+    }
+
+    /// Evaluates `expr` from `start_ms` to `end_ms` every `step_ms`; always returns a matrix.
+    pub fn range(
+        &self,
+        q: &dyn Queryable,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, Error> {
+        self.range_full(q, expr, start_ms, end_ms, step_ms, None)
+            .map(|r| r.value)
+    }
+
+    /// [`Engine::instant`] with annotations and an optional per-query timeout.
+    pub fn instant_full(
+        &self,
+        q: &dyn Queryable,
+        expr: &str,
+        t_ms: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult, Error> {
+        let e = parse(expr)?;
+        self.exec(q, &e, expr, t_ms, t_ms, 0, false, timeout)
+    }
+
+    /// [`Engine::range`] with annotations and an optional per-query timeout.
+    pub fn range_full(
+        &self,
+        q: &dyn Queryable,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult, Error> {
+        let e = parse(expr)?;
+        if step_ms <= 0 {
+            return Err(exec("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+        }
+        if end_ms < start_ms {
+            return Err(exec("end timestamp must not be before start time"));
+        }
+        if (end_ms - start_ms) / step_ms > MAX_POINTS_PER_SERIES {
+            return Err(exec("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"));
+        }
+        self.exec(q, &e, expr, start_ms, end_ms, step_ms, true, timeout)
+    }
+
+    /// Evaluates a parsed expression. `range` selects range-query semantics (matrix result).
+    #[allow(clippy::too_many_arguments)]
+    pub fn exec(
+        &self,
+        q: &dyn Queryable,
+        e: &Expr,
+        text: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        range: bool,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult, Error> {
+        let resolved;
+        let e = if e.has_dur_exprs() {
+            let mut c = e.clone();
+            c.resolve_durations(if range { step } else { 0 }, start, end)
+                .map_err(Error::Execution)?;
+            resolved = c;
+            &resolved
+        } else {
+            e
+        };
+        let timeout = timeout.unwrap_or(self.opts.timeout).min(self.opts.timeout);
+        let deadline = Instant::now() + timeout;
+        let _slot = self.acquire(deadline)?;
+        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let (mint, maxt) = time_range(e, start, end, start, end, lookback);
+        let querier = q.querier(mint, maxt)?;
+        let mut ev = Ev {
+            q: querier.as_ref(),
+            text,
+            qstart: start,
+            qend: end,
+            qstep: if range { step } else { 0 },
+            lookback,
+            max_samples: self.opts.max_samples,
+            cur_samples: 0,
+            total_samples: 0,
+            deadline,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            range_query: range,
+        };
+        let g = Grid {
+            start,
+            end,
+            step: if step <= 0 { 1 } else { step },
+        };
+        if range {
+            match e.value_type() {
+                ValueType::Scalar | ValueType::Vector => {}
+                t => {
+                    return Err(exec(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        t.doc_name()
+                    )))
+                }
+            }
+        }
+        let v = ev.eval(e, g)?;
+        let value = match v {
+            V::Scalar(vals) => {
+                if range {
+                    let pts: Vec<(i64, f64)> = (0..g.n()).map(|i| (g.t(i), vals[i])).collect();
+                    Value::Matrix(vec![Series {
+                        metric: Labels::empty(),
+                        points: pts,
+                    }])
+                } else {
+                    Value::Scalar {
+                        t: start,
+                        v: vals.first().copied().unwrap_or(f64::NAN),
+                    }
+                }
+            }
+            V::Str(s) => Value::String { t: start, s },
+            V::Mat(m) => Value::Matrix(m),
+            V::Vec(series) => {
+                let series = finalize_names(series)?;
+                if range {
+                    let mut out: Vec<Series> = series
+                        .into_iter()
+                        .filter(|s| !s.pts.is_empty())
+                        .map(|s| Series {
+                            metric: s.labels,
+                            points: s.pts,
+                        })
+                        .collect();
+                    out.sort_by(|a, b| a.metric.cmp(&b.metric));
+                    Value::Matrix(out)
+                } else {
+                    Value::Vector(
+                        series
+                            .into_iter()
+                            .filter_map(|s| {
+                                s.pts.first().map(|p| Sample {
+                                    metric: s.labels.clone(),
+                                    t: start,
+                                    v: p.1,
+                                })
+                            })
+                            .collect(),
+                    )
+                }
+            }
+        };
+        Ok(QueryResult {
+            value,
+            warnings: ev.warnings,
+            infos: ev.infos,
+            samples: ev.total_samples,
+        })
+    }
+}
+
+/// Removes `__name__` where an operation asked for it (delayed name removal) and checks that
+/// no two series collide afterwards.
+pub(crate) fn finalize_names(series: Vec<SS>) -> Result<Vec<SS>, Error> {
+    if !series
+        .iter()
+        .any(|s| s.drop_name && s.labels.get(METRIC_NAME).is_some())
+    {
+        return Ok(series);
+    }
+    let mut out: Vec<SS> = Vec::with_capacity(series.len());
+    let mut idx: HashMap<Labels, usize> = HashMap::new();
+    for mut s in series {
+        if s.drop_name {
+            s.labels = drop_name_labels(&s.labels);
+            s.drop_name = false;
+        }
+        if s.pts.is_empty() {
+            continue;
+        }
+        match idx.get(&s.labels) {
+            Some(&i) => {
+                // Merge when the timestamps do not overlap, else it is a real collision.
+                let o = &mut out[i];
+                let mut merged = Vec::with_capacity(o.pts.len() + s.pts.len());
+                let (mut a, mut b) = (0, 0);
+                while a < o.pts.len() || b < s.pts.len() {
+                    if b >= s.pts.len() || (a < o.pts.len() && o.pts[a].0 < s.pts[b].0) {
+                        merged.push(o.pts[a]);
+                        a += 1;
+                    } else if a >= o.pts.len() || s.pts[b].0 < o.pts[a].0 {
+                        merged.push(s.pts[b]);
+                        b += 1;
+                    } else {
+                        return Err(exec("vector cannot contain metrics with the same labelset"));
+                    }
+                }
+                o.pts = merged;
+            }
+            None => {
+                idx.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The labels without `__name__` and the `__type__`/`__unit__` labels that travel with it.
+pub(crate) fn drop_name_labels(l: &Labels) -> Labels {
+    Labels::from_sorted_unchecked(
+        l.iter()
+            .filter(|x| x.name != METRIC_NAME && x.name != "__type__" && x.name != "__unit__")
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The earliest and latest sample times `e` can read when evaluated over `[start, end]`.
+fn time_range(e: &Expr, start: i64, end: i64, qstart: i64, qend: i64, lookback: i64) -> (i64, i64) {
+    let at_t = |at: &Option<At>| -> Option<i64> {
+        at.map(|a| match a {
+            At::Time(t) => t,
+            At::Start => qstart,
+            At::End => qend,
+        })
+    };
+    let merge = |a: (i64, i64), b: (i64, i64)| (a.0.min(b.0), a.1.max(b.1));
+    match e {
+        Expr::Number(..) | Expr::String(..) => (i64::MAX, i64::MIN),
+        Expr::Vector(vs) => {
+            let (s, en) = match at_t(&vs.at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            (s - vs.offset - lookback, en - vs.offset)
+        }
+        Expr::Matrix(vs, r) => {
+            let (s, en) = match at_t(&vs.at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            (s - vs.offset - r, en - vs.offset)
+        }
+        Expr::Subquery {
+            expr,
+            range,
+            offset,
+            at,
+            ..
+        } => {
+            let (s, en) = match at_t(at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            time_range(
+                expr,
+                s - offset - range,
+                en - offset,
+                qstart,
+                qend,
+                lookback,
+            )
+        }
+        Expr::Paren(x, _) | Expr::Neg(x, _) => time_range(x, start, end, qstart, qend, lookback),
+        Expr::Binary { lhs, rhs, .. } => merge(
+            time_range(lhs, start, end, qstart, qend, lookback),
+            time_range(rhs, start, end, qstart, qend, lookback),
+        ),
+        Expr::Aggregate { expr, param, .. } => {
+            let a = time_range(expr, start, end, qstart, qend, lookback);
+            match param {
+                Some(p) => merge(a, time_range(p, start, end, qstart, qend, lookback)),
+                None => a,
+            }
+        }
+        Expr::Call { args, .. } => args
+            .iter()
+            .map(|a| time_range(a, start, end, qstart, qend, lookback))
+            .fold((i64::MAX, i64::MIN), merge),
+    }
+}
+
+/// The evaluation grid: `start, start+step, ..., end`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Grid {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Grid {
+    pub fn n(&self) -> usize {
+        ((self.end - self.start) / self.step + 1).max(0) as usize
+    }
+    pub fn t(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+    pub fn idx(&self, t: i64) -> usize {
+        ((t - self.start) / self.step) as usize
+    }
+}
+
+/// One series of an instant-vector-valued node: a point per step where it has a value.
+#[derive(Clone, Debug)]
+pub(crate) struct SS {
+    pub labels: Labels,
+    /// Delayed `__name__` removal: drop the name when the result is final.
+    pub drop_name: bool,
+    /// `(step time, value)`, in step order.
+    pub pts: Vec<(i64, f64)>,
+}
+
+/// The value of a node over the whole grid.
+pub(crate) enum V {
+    Scalar(Vec<f64>),
+    Str(String),
+    Vec(Vec<SS>),
+    /// Only from an instant query of a range selector or subquery.
+    Mat(Vec<Series>),
+}
+
+/// Collects output series keyed by labels, one point per step at most.
+pub(crate) struct Out {
+    index: HashMap<Labels, usize>,
+    pub series: Vec<SS>,
+}
+
+impl Out {
+    pub fn new() -> Out {
+        Out {
+            index: HashMap::new(),
+            series: Vec::new(),
+        }
+    }
+    pub fn slot(&mut self, labels: Labels, drop_name: bool) -> usize {
+        if let Some(&i) = self.index.get(&labels) {
+            self.series[i].drop_name |= drop_name;
+            return i;
+        }
+        let i = self.series.len();
+        self.index.insert(labels.clone(), i);
+        self.series.push(SS {
+            labels,
+            drop_name,
+            pts: Vec::new(),
+        });
+        i
+    }
+    pub fn push_at(&mut self, i: usize, t: i64, v: f64) -> Result<(), Error> {
+        let s = &mut self.series[i];
+        if s.pts.last().is_some_and(|p| p.0 == t) {
+            return Err(exec("vector cannot contain metrics with the same labelset"));
+        }
+        s.pts.push((t, v));
+        Ok(())
+    }
+    pub fn push(&mut self, labels: Labels, drop_name: bool, t: i64, v: f64) -> Result<(), Error> {
+        let i = self.slot(labels, drop_name);
+        self.push_at(i, t, v)
+    }
+}
+
+/// Walks a set of series step by step, yielding the `(series index, value)` pairs present at each step.
+pub(crate) struct Steps<'a> {
+    series: &'a [SS],
+    cur: Vec<usize>,
+    buf: Vec<(usize, f64)>,
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(series: &'a [SS]) -> Steps<'a> {
+        Steps {
+            series,
+            cur: vec![0; series.len()],
+            buf: Vec::new(),
+        }
+    }
+    /// The samples at step time `t`; steps must be visited in increasing order.
+    pub fn at(&mut self, t: i64) -> &[(usize, f64)] {
+        self.buf.clear();
+        for (i, s) in self.series.iter().enumerate() {
+            let c = &mut self.cur[i];
+            while *c < s.pts.len() && s.pts[*c].0 < t {
+                *c += 1;
+            }
+            if *c < s.pts.len() && s.pts[*c].0 == t {
+                self.buf.push((i, s.pts[*c].1));
+            }
+        }
+        &self.buf
+    }
+}
+
+/// Evaluation state of one query.
+pub(crate) struct Ev<'a> {
+    q: &'a dyn Querier,
+    pub text: &'a str,
+    pub qstart: i64,
+    pub qend: i64,
+    /// The query step in ms (0 for instant queries).
+    pub qstep: i64,
+    lookback: i64,
+    max_samples: usize,
+    cur_samples: usize,
+    total_samples: usize,
+    deadline: Instant,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    pub range_query: bool,
+}
+
+/// What a function over a range sees at one step.
+pub(crate) struct Window<'w> {
+    /// Samples inside `(start, end]`, stale markers removed.
+    pub pts: &'w [(i64, f64)],
+    /// Left (exclusive) bound of the window in ms.
+    pub start: i64,
+    /// Right (inclusive) bound in ms.
+    pub end: i64,
+    /// Range in ms.
+    pub range: i64,
+    /// The output step's time.
+    pub t: i64,
+}
+
+impl<'a> Ev<'a> {
+    fn check_deadline(&self, what: &'static str) -> Result<(), Error> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout(what));
+        }
+        Ok(())
+    }
+
+    pub fn charge(&mut self, n: usize) -> Result<(), Error> {
+        self.cur_samples += n;
+        self.total_samples += n;
+        if self.cur_samples > self.max_samples {
+            return Err(Error::TooManySamples);
+        }
+        Ok(())
+    }
+
+    pub fn release(&mut self, n: usize) {
+        self.cur_samples = self.cur_samples.saturating_sub(n);
+    }
+
+    fn pos_str(&self, pos: usize) -> String {
+        let pos = pos.min(self.text.len());
+        let before = self.text.get(..pos).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let ls = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        format!("{}:{}", line, pos - ls + 1)
+    }
+
+    /// Adds a `PromQL warning: msg (line:col)` annotation once.
+    pub fn warn(&mut self, msg: &str, pos: usize) {
+        let s = format!("PromQL warning: {msg} ({})", self.pos_str(pos));
+        if !self.warnings.contains(&s) {
+            self.warnings.push(s);
+        }
+    }
+
+    /// Adds a `PromQL info: msg (line:col)` annotation once.
+    pub fn info(&mut self, msg: &str, pos: usize) {
+        let s = format!("PromQL info: {msg} ({})", self.pos_str(pos));
+        if !self.infos.contains(&s) {
+            self.infos.push(s);
+        }
+    }
+
+    pub fn at_time(&self, at: &Option<At>) -> Option<i64> {
+        at.map(|a| match a {
+            At::Time(t) => t,
+            At::Start => self.qstart,
+            At::End => self.qend,
+        })
+    }
+
+    pub fn eval(&mut self, e: &Expr, g: Grid) -> Result<V, Error> {
+        self.check_deadline("expression evaluation")?;
+        match e {
+            Expr::Number(v, _) => Ok(V::Scalar(vec![*v; g.n()])),
+            Expr::String(s, _) => Ok(V::Str(s.clone())),
+            Expr::Paren(x, _) => self.eval(x, g),
+            Expr::Vector(vs) => Ok(V::Vec(self.eval_selector(vs, g, false)?)),
+            Expr::Matrix(..) | Expr::Subquery { .. } => self.eval_range_raw(e, g),
+            Expr::Neg(x, _) => match self.eval(x, g)? {
+                V::Scalar(v) => Ok(V::Scalar(v.into_iter().map(|x| -x).collect())),
+                V::Vec(mut ss) => {
+                    for s in &mut ss {
+                        s.drop_name = true;
+                        for p in &mut s.pts {
+                            p.1 = -p.1;
+                        }
+                    }
+                    Ok(V::Vec(ss))
+                }
+                _ => Err(exec("unary minus on a non-numeric value")),
+            },
+            Expr::Binary {
+                op,
+                lhs,
+                rhs,
+                matching,
+                return_bool,
+            } => {
+                let l = self.eval(lhs, g)?;
+                let r = self.eval(rhs, g)?;
+                let out = super::binary::eval_binary(
+                    self,
+                    *op,
+                    l,
+                    r,
+                    matching.as_ref(),
+                    *return_bool,
+                    g,
+                )?;
+                Ok(out)
+            }
+            Expr::Aggregate {
+                op,
+                expr,
+                param,
+                grouping,
+                without,
+                pos,
+                ..
+            } => {
+                let p = match param {
+                    Some(p) => Some(self.eval(p, g)?),
+                    None => None,
+                };
+                let inner = match self.eval(expr, g)? {
+                    V::Vec(v) => v,
+                    _ => return Err(exec("aggregation over a non-vector")),
+                };
+                let n: usize = inner.iter().map(|s| s.pts.len()).sum();
+                let r = super::aggregate::eval_aggregate(
+                    self,
+                    *op,
+                    inner,
+                    p,
+                    grouping,
+                    *without,
+                    g,
+                    *pos,
+                    param.as_ref().map(|p| p.pos()).unwrap_or(*pos),
+                );
+                self.release(n);
+                r
+            }
+            Expr::Call { func, args, pos } => self.eval_call(func, args, *pos, g),
+        }
+    }
+
+    /// Samples of one series from a select, streamed; `None` when the iterator errs.
+    fn select(
+        &mut self,
+        vs: &VectorSelector,
+        hints: SelectHints,
+    ) -> Box<dyn crate::storage::SeriesSet> {
+        self.q.select(&hints, &vs.matchers)
+    }
+
+    /// Evaluates an instant selector over the grid. With `sample_time`, the value of each point is
+    /// the sample's own timestamp in seconds (for `timestamp()`).
+    pub fn eval_selector(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+        sample_time: bool,
+    ) -> Result<Vec<SS>, Error> {
+        let n = g.n();
+        let at = self.at_time(&vs.at);
+        let refs = |i: usize| at.unwrap_or(g.t(i)) - vs.offset;
+        let (lo, hi) = (refs(0), refs(n.saturating_sub(1)));
+        let hints = SelectHints {
+            start: lo.min(hi) - self.lookback + 1,
+            end: lo.max(hi),
+            step: g.step,
+            range: 0,
+            func: None,
+        };
+        let mut set = self.select(vs, hints);
+        let mut out = Vec::new();
+        let mut count = 0usize;
+        for mut series in set.by_ref() {
+            count += 1;
+            if count % 64 == 0 {
+                self.check_deadline("query execution")?;
+            }
+            let mut pts = Vec::new();
+            let mut last: Option<(i64, f64)> = None;
+            let mut peek: Option<(i64, f64)> = None;
+            let it = &mut series.samples;
+            let mut first = true;
+            let mut cached: Option<Option<(i64, f64)>> = None;
+            for i in 0..n {
+                let rt = refs(i);
+                if at.is_some() {
+                    if let Some(c) = cached {
+                        if let Some(p) = c {
+                            pts.push((
+                                g.t(i),
+                                if sample_time {
+                                    p.0 as f64 / 1000.0
+                                } else {
+                                    p.1
+                                },
+                            ));
+                        }
+                        continue;
+                    }
+                }
+                if first {
+                    // `seek` positions without consuming; `next` then yields that sample.
+                    it.seek(rt - self.lookback + 1);
+                    peek = it.next();
+                    first = false;
+                }
+                while let Some(p) = peek {
+                    if p.0 > rt {
+                        break;
+                    }
+                    last = Some(p);
+                    peek = it.next();
+                }
+                let found = match last {
+                    Some(p) if p.0 > rt - self.lookback && !is_stale_nan(p.1) => Some(p),
+                    _ => None,
+                };
+                if at.is_some() {
+                    cached = Some(found);
+                }
+                if let Some(p) = found {
+                    pts.push((
+                        g.t(i),
+                        if sample_time {
+                            p.0 as f64 / 1000.0
+                        } else {
+                            p.1
+                        },
+                    ));
+                }
+            }
+            it.take_err()?;
+            if !pts.is_empty() {
+                self.charge(pts.len())?;
+                out.push(SS {
+                    labels: series.labels,
+                    drop_name: false,
+                    pts,
+                });
+            }
+        }
+        set.take_err()?;
+        Ok(out)
+    }
+
+    /// Resolves a range argument (range selector or subquery, possibly in parentheses) to a set of
+    /// sample sources plus the window geometry.
+    fn range_source(&mut self, e: &Expr, g: Grid) -> Result<RangeSource, Error> {
+        match e {
+            Expr::Paren(x, _) => self.range_source(x, g),
+            Expr::Matrix(vs, range) => {
+                let at = self.at_time(&vs.at);
+                let first_ref = at.unwrap_or(g.start) - vs.offset;
+                let last_ref = at.unwrap_or(g.end) - vs.offset;
+                let hints = SelectHints {
+                    start: first_ref - range + 1,
+                    end: last_ref,
+                    step: g.step,
+                    range: *range,
+                    func: None,
+                };
+                let set = self.select(vs, hints);
+                Ok(RangeSource {
+                    series: SourceSet::Store(set),
+                    range: *range,
+                    offset: vs.offset,
+                    at,
+                })
+            }
+            Expr::Subquery {
+                expr,
+                range,
+                step,
+                offset,
+                at,
+                ..
+            } => {
+                let at_t = self.at_time(at);
+                let step = if *step > 0 {
+                    *step
+                } else {
+                    DEFAULT_SUBQUERY_STEP
+                };
+                let first_ref = at_t.unwrap_or(g.start) - offset;
+                let last_ref = at_t.unwrap_or(g.end) - offset;
+                let lo = first_ref - range;
+                // First multiple of the step after the window's (open) left edge.
+                let mut s = lo.div_euclid(step) * step;
+                if s <= lo {
+                    s += step;
+                }
+                let inner = Grid {
+                    start: s,
+                    end: last_ref.max(s - step),
+                    step,
+                };
+                let v = if inner.end < inner.start {
+                    V::Vec(vec![])
+                } else {
+                    self.eval(expr, inner)?
+                };
+                let series = match v {
+                    V::Vec(v) => v,
+                    V::Scalar(vals) => vec![SS {
+                        labels: Labels::empty(),
+                        drop_name: false,
+                        pts: (0..inner.n()).map(|i| (inner.t(i), vals[i])).collect(),
+                    }],
+                    _ => return Err(exec("subquery over a non-vector")),
+                };
+                Ok(RangeSource {
+                    series: SourceSet::Mem(series.into_iter()),
+                    range: *range,
+                    offset: *offset,
+                    at: at_t,
+                })
+            }
+            _ => Err(exec("expected a range vector")),
+        }
+    }
+
+    /// Instant query of a range selector or subquery: the raw samples in the window.
+    fn eval_range_raw(&mut self, e: &Expr, g: Grid) -> Result<V, Error> {
+        let mut src = self.range_source(e, g)?;
+        let t = g.start;
+        let rt = src.at.unwrap_or(t) - src.offset;
+        let mut out = Vec::new();
+        while let Some((labels, drop_name, mut it)) = src.next() {
+            let mut pts = Vec::new();
+            it.seek(rt - src.range + 1);
+            let mut p = it.next();
+            while let Some(s) = p {
+                if s.0 > rt {
+                    break;
+                }
+                if !is_stale_nan(s.1) {
+                    pts.push(s);
+                }
+                p = it.next();
+            }
+            it.take_err()?;
+            if !pts.is_empty() {
+                self.charge(pts.len())?;
+                let metric = if drop_name {
+                    drop_name_labels(&labels)
+                } else {
+                    labels
+                };
+                out.push(Series {
+                    metric,
+                    points: pts,
+                });
+            }
+        }
+        src.take_err()?;
+        Ok(V::Mat(out))
+    }
+
+    /// Slides the window of a range argument over the grid, calling `f` once per step with the
+    /// samples in `(t - range, t]`. Returns one output series per input series that produced points.
+    pub fn over_windows(
+        &mut self,
+        arg: &Expr,
+        g: Grid,
+        mut f: impl FnMut(&mut Ev<'a>, &Window<'_>, usize, &Labels) -> Result<Option<f64>, Error>,
+    ) -> Result<Vec<SS>, Error> {
+        let mut src = self.range_source(arg, g)?;
+        let n = g.n();
+        let mut out = Vec::new();
+        let mut buf: std::collections::VecDeque<(i64, f64)> = std::collections::VecDeque::new();
+        let mut count = 0usize;
+        while let Some((labels, drop_name, mut it)) = src.next() {
+            count += 1;
+            if count % 64 == 0 {
+                self.check_deadline("query execution")?;
+            }
+            buf.clear();
+            let mut peek: Option<(i64, f64)> = None;
+            let mut started = false;
+            let mut pts = Vec::new();
+            let mut peak = 0usize;
+            // With `@` the window is the same at every step, but scalar arguments and the
+            // evaluation time (predict_linear) may still vary, so `f` runs at every step.
+            for i in 0..n {
+                let t = g.t(i);
+                let rt = src.at.unwrap_or(t) - src.offset;
+                let lo = rt - src.range;
+                // Drop what left the window; skip ahead when the window moved past the buffer.
+                while buf.front().is_some_and(|p| p.0 <= lo) {
+                    buf.pop_front();
+                }
+                if !started || (buf.is_empty() && peek.is_some_and(|p| p.0 <= lo)) {
+                    it.seek(lo + 1);
+                    peek = it.next();
+                    started = true;
+                }
+                while let Some(p) = peek {
+                    if p.0 > rt {
+                        break;
+                    }
+                    if p.0 > lo && !is_stale_nan(p.1) {
+                        buf.push_back(p);
+                    }
+                    peek = it.next();
+                }
+                peak = peak.max(buf.len());
+                let w = Window {
+                    pts: buf.make_contiguous(),
+                    start: lo,
+                    end: rt,
+                    range: src.range,
+                    t,
+                };
+                let v = f(self, &w, i, &labels)?;
+                if let Some(v) = v {
+                    pts.push((t, v));
+                }
+            }
+            it.take_err()?;
+            self.charge(peak)?;
+            self.release(peak);
+            if !pts.is_empty() {
+                self.charge(pts.len())?;
+                out.push(SS {
+                    labels,
+                    drop_name,
+                    pts,
+                });
+            }
+        }
+        src.take_err()?;
+        Ok(out)
+    }
+
+    fn eval_call(
+        &mut self,
+        func: &'static functions::FuncDef,
+        args: &[Expr],
+        pos: usize,
+        g: Grid,
+    ) -> Result<V, Error> {
+        functions::call(self, func, args, pos, g)
+    }
+
+    /// Evaluates an argument that must be a scalar, one value per step.
+    pub fn eval_scalar(&mut self, e: &Expr, g: Grid) -> Result<Vec<f64>, Error> {
+        match self.eval(e, g)? {
+            V::Scalar(v) => Ok(v),
+            _ => Err(exec("expected a scalar")),
+        }
+    }
+
+    /// Evaluates an argument that must be an instant vector.
+    pub fn eval_vector(&mut self, e: &Expr, g: Grid) -> Result<Vec<SS>, Error> {
+        match self.eval(e, g)? {
+            V::Vec(v) => Ok(v),
+            _ => Err(exec("expected an instant vector")),
+        }
+    }
+
+    /// Evaluates a string argument.
+    pub fn eval_string(&mut self, e: &Expr, g: Grid) -> Result<String, Error> {
+        match self.eval(e, g)? {
+            V::Str(s) => Ok(s),
+            _ => Err(exec("expected a string")),
+        }
+    }
+}
+
+enum SourceSet {
+    Store(Box<dyn crate::storage::SeriesSet>),
+    Mem(std::vec::IntoIter<SS>),
+}
+
+struct RangeSource {
+    series: SourceSet,
+    range: i64,
+    offset: i64,
+    at: Option<i64>,
+}
+
+impl RangeSource {
+    fn next(&mut self) -> Option<(Labels, bool, Box<dyn SampleIter>)> {
+        match &mut self.series {
+            SourceSet::Store(s) => s.next().map(|s| (s.labels, false, s.samples)),
+            SourceSet::Mem(m) => m.next().map(|s| {
+                let it: Box<dyn SampleIter> = Box::new(VecSampleIter::new(s.pts));
+                (s.labels, s.drop_name, it)
+            }),
+        }
+    }
+    fn take_err(&mut self) -> Result<(), Error> {
+        if let SourceSet::Store(s) = &mut self.series {
+            s.take_err()?;
+        }
+        Ok(())
+    }
+}
+
+/// Labels for `absent()`/`absent_over_time()`: the equality matchers of the selector, except
+/// names that appear more than once.
+pub(crate) fn absent_labels(e: &Expr) -> Labels {
+    let vs = match e {
+        Expr::Vector(vs) | Expr::Matrix(vs, _) => vs,
+        Expr::Paren(x, _) => return absent_labels(x),
+        _ => return Labels::empty(),
+    };
+    let mut seen: HashMap<&str, Option<&str>> = HashMap::new();
+    for m in &vs.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        let e = seen.entry(m.name.as_str()).or_insert(None);
+        if m.kind == MatchType::Equal && e.is_none() {
+            *e = Some(m.value.as_str());
+        } else {
+            *e = Some("");
+        }
+    }
+    let mut dup: HashMap<&str, usize> = HashMap::new();
+    for m in &vs.matchers {
+        *dup.entry(m.name.as_str()).or_default() += 1;
+    }
+    Labels::from_pairs(
+        vs.matchers
+            .iter()
+            .filter(|m| {
+                m.name != METRIC_NAME
+                    && m.kind == MatchType::Equal
+                    && dup.get(m.name.as_str()) == Some(&1)
+            })
+            .map(|m| (m.name.clone(), m.value.clone())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::MemStore;
+
+    fn store(series: usize, points: i64) -> MemStore {
+        let s = MemStore::new();
+        for i in 0..series {
+            let l = Labels::from_pairs([
+                ("__name__", "x_total".to_string()),
+                ("i", i.to_string()),
+                ("job", (i % 3).to_string()),
+            ]);
+            for k in 0..points {
+                s.add(&l, k * 15_000, (k * (i as i64 + 1)) as f64);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn limits_give_prometheus_errors() {
+        let s = store(50, 100);
+        let small = Engine::new(EngineOptions {
+            max_samples: 10,
+            ..Default::default()
+        });
+        let none = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..Default::default()
+        });
+        let e = Engine::new(EngineOptions::default());
+        let cases: Vec<(&Engine, &str, bool, &str)> = vec![
+            (
+                &small,
+                "x_total",
+                false,
+                "query processing would load too many samples into memory in query execution",
+            ),
+            (
+                &small,
+                "sum(rate(x_total[5m]))",
+                true,
+                "query processing would load too many samples into memory in query execution",
+            ),
+            (&none, "x_total", false, "query timed out in"),
+            (
+                &e,
+                "x_total",
+                true,
+                "exceeded maximum resolution of 11,000 points per timeseries",
+            ),
+            (
+                &e,
+                "x_total + on(job) x_total",
+                false,
+                "found duplicate series for the match group {job=",
+            ),
+        ];
+        for (eng, q, range, want) in cases {
+            let r = if range {
+                eng.range(
+                    &s,
+                    q,
+                    0,
+                    if want.contains("11,000") {
+                        1_000_000_000
+                    } else {
+                        1_500_000
+                    },
+                    15_000,
+                )
+            } else {
+                eng.instant(&s, q, 1_000_000)
+            };
+            let err = r.expect_err(q).to_string();
+            assert!(err.starts_with(want), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn instant_and_range_agree() {
+        let s = store(6, 200);
+        let e = Engine::new(EngineOptions::default());
+        let q = "sum by (job) (rate(x_total[5m]))";
+        let Value::Matrix(m) = e.range(&s, q, 600_000, 1_200_000, 60_000).expect("range") else {
+            panic!("not a matrix")
+        };
+        for series in &m {
+            for &(t, v) in &series.points {
+                let Value::Vector(inst) = e.instant(&s, q, t).expect("instant") else {
+                    panic!("not a vector")
+                };
+                let got = inst.iter().find(|x| x.metric == series.metric).map(|x| x.v);
+                assert_eq!(got, Some(v), "{} at {t}", series.metric);
+            }
+        }
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn rules_view_of_a_vector() {
+        let s = store(3, 100);
+        let e = Engine::new(EngineOptions::default());
+        // At 990 s the samples are 66 * (i + 1): 66, 132, 198.
+        let mut v = e
+            .instant(&s, "x_total > 100", 990_000)
+            .expect("query")
+            .into_samples()
+            .expect("vector");
+        v.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let vals: Vec<f64> = v.iter().map(|x| x.1).collect();
+        assert_eq!(vals, vec![132.0, 198.0]);
+        assert_eq!(v[0].0.get("i"), Some("1"));
+    }
+}

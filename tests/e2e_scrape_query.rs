@@ -1,0 +1,137 @@
+//! The thin end-to-end path: edgeprom scrapes itself and its node metrics, stores the samples,
+//! and answers PromQL over the HTTP API, to our own client and to Debian's promtool. Data
+//! survives a restart.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn config(addr_placeholder: &str) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: edgeprom\n    static_configs:\n      - targets: ['{addr_placeholder}']\n  - job_name: node\n    metrics_path: /node/metrics\n    static_configs:\n      - targets: ['{addr_placeholder}']\n"
+    )
+}
+
+fn start_scraping_self(dir: tempfile::TempDir, port: u16) -> Server {
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = write_file(dir.path(), "edgeprom.yml", &config(&addr));
+    let mut s = Server::start_in_at(
+        dir,
+        port,
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--storage.tsdb.flush-interval=1s",
+        ],
+    );
+    s.addr = addr;
+    s
+}
+
+fn up_values(s: &Server) -> String {
+    s.get("/api/v1/query?query=up").1
+}
+
+#[test]
+fn scrape_store_query_and_restart() {
+    let port = free_port();
+    let s = start_scraping_self(tempfile::tempdir().unwrap(), port);
+    s.wait_for("both targets up", Duration::from_secs(30), |s| {
+        let b = up_values(s);
+        b.contains("\"job\":\"edgeprom\"") && b.contains("\"job\":\"node\"")
+    });
+    let b = up_values(&s);
+    assert!(b.contains("\"resultType\":\"vector\""), "{b}");
+    assert!(b.matches(",\"1\"]").count() >= 2, "both up=1: {b}");
+
+    // Node metrics came through the scrape path with job/instance labels.
+    let (_, b) =
+        s.get("/api/v1/query?query=count(node_cpu_seconds_total%7Bjob%3D%22node%22%7D)%20%3E%200");
+    assert!(b.contains("\"result\":[{"), "{b}");
+
+    // A range query over what was scraped.
+    s.wait_for("a few scrapes", Duration::from_secs(30), |s| {
+        let (_, b) =
+            s.get("/api/v1/query?query=count_over_time(up%7Bjob%3D%22edgeprom%22%7D%5B1m%5D)");
+        b.contains("\"value\":[") && !b.contains(",\"1\"]") && !b.contains(",\"2\"]")
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (code, b) = s.get(&format!(
+        "/api/v1/query_range?query=scrape_samples_scraped&start={}&end={}&step=1",
+        now - 5.0,
+        now
+    ));
+    assert_eq!(code, 200, "{b}");
+    assert!(b.contains("\"resultType\":\"matrix\""), "{b}");
+
+    // Series and labels endpoints see the scraped data.
+    let (_, b) = s.get("/api/v1/labels");
+    assert!(
+        b.contains("\"job\"") && b.contains("\"instance\"") && b.contains("\"cpu\""),
+        "{b}"
+    );
+    let (_, b) = s.get("/api/v1/label/job/values");
+    assert!(b.contains("\"edgeprom\"") && b.contains("\"node\""), "{b}");
+
+    // Debian's promtool as a real client.
+    if let Ok(out) = std::process::Command::new("promtool")
+        .args(["query", "instant", &format!("http://{}", s.addr), "up"])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "promtool failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("up{instance=\"127.0.0.1") && text.contains("=> 1 @"),
+            "{text}"
+        );
+    } else {
+        panic!("promtool is not installed: .ci/run installs Debian's prometheus package");
+    }
+
+    // Restart: flushed samples are still there, and scraping goes on.
+    let (_, before) =
+        s.get("/api/v1/query?query=count_over_time(up%7Bjob%3D%22edgeprom%22%7D%5B10m%5D)");
+    std::thread::sleep(Duration::from_millis(1500)); // one flush interval
+    let (st, _, dir) = s.stop(Duration::from_secs(15));
+    assert_eq!(st.code(), Some(0));
+    let count = |b: &str| -> f64 {
+        b.rsplit_once(",\"")
+            .and_then(|(_, v)| v.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let n_before = count(&before);
+    assert!(n_before >= 3.0, "{before}");
+    let s = start_scraping_self(dir, port);
+    let (_, after) =
+        s.get("/api/v1/query?query=count_over_time(up%7Bjob%3D%22edgeprom%22%7D%5B10m%5D)");
+    assert!(count(&after) >= n_before, "before {before}\nafter {after}");
+}
+
+#[test]
+fn query_errors_have_prometheus_shape() {
+    let s = Server::start(&[]);
+    let (code, b) = s.get("/api/v1/query?query=sum(");
+    assert_eq!(code, 400, "{b}");
+    assert!(
+        b.contains("\"errorType\":\"bad_data\"") && b.contains("parse error"),
+        "{b}"
+    );
+    let (code, b) = s.post("/api/v1/query", Some("query=1%2B1"));
+    assert_eq!(code, 200, "{b}");
+    assert!(
+        b.contains("\"resultType\":\"scalar\"") && b.contains("\"2\""),
+        "{b}"
+    );
+    // A query nested 10,000 deep is refused cleanly.
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let (code, b) = s.post("/api/v1/query", Some(&format!("query={deep}")));
+    assert_eq!(code, 400, "{b}");
+    assert_eq!(s.get("/-/healthy").0, 200);
+}
