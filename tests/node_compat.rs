@@ -11,6 +11,9 @@
 //! The binary is found through `$NODE_EXPORTER` or as `prometheus-node-exporter` /
 //! `node_exporter` on `$PATH`; when it is missing the test fails with a message saying so.
 
+// Printing the family lists is this test's job (run with --nocapture to see them).
+#![allow(clippy::print_stdout)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
