@@ -246,6 +246,7 @@ pub(crate) struct Ctx {
     pub(crate) filesystem: filesystem::State,
     pub(crate) diskstats: diskstats::State,
     pub(crate) netdev: netdev::State,
+    pub(crate) rpi: rpi::State,
 }
 
 /// Per-collector outcome of the last collection.
@@ -285,6 +286,7 @@ impl NodeExporter {
                     filesystem: filesystem::State::new(),
                     diskstats: diskstats::State::new(),
                     netdev: netdev::State::default(),
+                    rpi: rpi::State::default(),
                 },
                 outcomes: Vec::new(),
             }),
