@@ -283,6 +283,9 @@ fn same_families_types_labels_and_slow_values_as_node_exporter() {
         "node_time_clocksource_current_info",
         "node_thermal_zone_temp",
         "node_network_receive_bytes_total",
+        "node_network_up",
+        "node_network_info",
+        "node_network_mtu_bytes",
         "node_textfile_mtime_seconds",
         "untyped_thing",
         "backup_last_success_timestamp_seconds",
@@ -315,6 +318,13 @@ fn same_families_types_labels_and_slow_values_as_node_exporter() {
         "backup_last_success_timestamp_seconds",
         "node_cpu_frequency_max_hertz",
         "node_cpu_frequency_min_hertz",
+        "node_network_up",
+        "node_network_info",
+        "node_network_mtu_bytes",
+        "node_network_speed_bytes",
+        "node_network_flags",
+        "node_network_iface_id",
+        "node_network_protocol_type",
     ] {
         let (Some(o), Some(t)) = (ours.get(name), theirs.get(name)) else {
             continue;

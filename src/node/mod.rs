@@ -24,6 +24,7 @@ mod filesystem;
 mod hwmon;
 mod loadavg;
 mod meminfo;
+mod netclass;
 mod netdev;
 mod os;
 mod pressure;
@@ -86,6 +87,7 @@ pub const COLLECTORS: &[(&str, bool)] = &[
     ("hwmon", true),
     ("loadavg", true),
     ("meminfo", true),
+    ("netclass", true),
     ("netdev", true),
     ("os", true),
     ("pressure", true),
@@ -109,6 +111,7 @@ const FNS: &[(&str, CollectFn)] = &[
     ("hwmon", hwmon::collect),
     ("loadavg", loadavg::collect),
     ("meminfo", meminfo::collect),
+    ("netclass", netclass::collect),
     ("netdev", netdev::collect),
     ("os", os::collect),
     ("pressure", pressure::collect),
