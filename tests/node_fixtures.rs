@@ -22,6 +22,7 @@ fn options(root: &Path, enabled: &[&str]) -> NodeOptions {
         rootfs: root.join("root"),
         textfile_dir: Some(root.join("textfile")),
         enabled: enabled.iter().map(|s| s.to_string()).collect(),
+        ..NodeOptions::default()
     }
 }
 
@@ -298,4 +299,68 @@ fn textfile_errors_are_reported_not_fatal() {
         ),
         "{out}"
     );
+}
+
+/// The exclusion flags replace node_exporter's defaults; a bad pattern names its flag.
+#[test]
+fn exclusion_options() {
+    let root = fixtures();
+    // (option setter, collector, series that must be absent, series that must be present)
+    type Case = (
+        fn(&mut NodeOptions),
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: &[Case] = &[
+        (
+            |o| o.filesystem_mount_points_exclude = Some("^/boot/".into()),
+            "filesystem",
+            "mountpoint=\"/boot/firmware\"",
+            "mountpoint=\"/run\"",
+        ),
+        (
+            |o| o.filesystem_fs_types_exclude = Some("^tmpfs$".into()),
+            "filesystem",
+            "mountpoint=\"/run\"",
+            "mountpoint=\"/boot/firmware\"",
+        ),
+        (
+            |o| o.diskstats_device_exclude = Some("^mmcblk0p".into()),
+            "diskstats",
+            "device=\"mmcblk0p1\"",
+            "device=\"sda\"",
+        ),
+        (
+            |o| o.netdev_device_exclude = Some("^lo$".into()),
+            "netdev",
+            "device=\"lo\"",
+            "device=\"eth0\"",
+        ),
+    ];
+    for (set, collector, absent, present) in cases {
+        let mut o = options(&root, &[collector]);
+        set(&mut o);
+        let out = collect(o);
+        assert!(
+            !out.contains(absent),
+            "{collector}: {absent} still there:\n{out}"
+        );
+        assert!(
+            out.contains(present),
+            "{collector}: {present} missing:\n{out}"
+        );
+    }
+    let mut bad = options(&root, &["filesystem"]);
+    bad.diskstats_device_exclude = Some("(".into());
+    let err = NodeExporter::try_new(bad.clone())
+        .err()
+        .expect("invalid regex refused");
+    assert!(
+        err.to_string()
+            .contains("collector.diskstats.device-exclude"),
+        "{err}"
+    );
+    // `new` falls back to the defaults instead.
+    assert!(collect(bad).contains("node_scrape_collector_success{collector=\"filesystem\"} 1"));
 }

@@ -32,8 +32,8 @@ struct Row {
 }
 
 pub(crate) struct State {
-    mount_points_exclude: Regex,
-    fs_types_exclude: Regex,
+    pub(crate) mount_points_exclude: Regex,
+    pub(crate) fs_types_exclude: Regex,
     rows: Vec<Row>,
     mp_buf: String,
     cpath: Vec<u8>,
