@@ -73,9 +73,12 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
     let base = cx.files.path(&cx.opts.sysfs, "class/net").to_path_buf();
     list_dir(&base, "", &mut cx.names)?;
     let mut ifaces = Vec::new();
+    // One path buffer, pushed and popped, instead of a fresh PathBuf per attribute.
+    let mut dir = base;
     for d in &cx.names {
-        let dir = base.join(d);
+        dir.push(d);
         if !dir.is_dir() {
+            dir.pop();
             continue; // e.g. bonding_masters
         }
         let mut ifc = Iface {
@@ -84,12 +87,17 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
             nums: [None; 17],
         };
         for (i, (file, _)) in INFO.iter().enumerate() {
-            if let Some(v) = read_attr(&dir.join(file), &mut cx.buf2) {
+            dir.push(file);
+            if let Some(v) = read_attr(&dir, &mut cx.buf2) {
                 ifc.info[i] = v.to_string();
             }
+            dir.pop();
         }
         for (i, (file, _, _)) in NUMERIC.iter().chain([&TX_QUEUE]).enumerate() {
-            let Some(v) = read_attr(&dir.join(file), &mut cx.buf2).and_then(parse_int) else {
+            dir.push(file);
+            let v = read_attr(&dir, &mut cx.buf2).and_then(parse_int);
+            dir.pop();
+            let Some(v) = v else {
                 continue;
             };
             ifc.nums[i] = Some(if *file == "speed" {
@@ -100,6 +108,7 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
             });
         }
         ifaces.push(ifc);
+        dir.pop();
     }
 
     for (i, (_, suffix, t)) in NUMERIC.iter().chain([&TX_QUEUE]).enumerate() {
