@@ -52,15 +52,18 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let dir = base.join(d).join("cpufreq");
+        let mut dir = base.join(d);
+        dir.push("cpufreq");
         if !dir.is_dir() {
             continue;
         }
         let mut v = [None; 6];
         for (slot, (file, _, _)) in v.iter_mut().zip(FILES) {
-            *slot = read_attr(&dir.join(file), &mut cx.buf2)
+            dir.push(file);
+            *slot = read_attr(&dir, &mut cx.buf2)
                 .and_then(|s| s.parse::<u64>().ok())
                 .map(|khz| khz as f64 * 1000.0);
+            dir.pop();
         }
         cpus.push((num.to_string(), v));
     }

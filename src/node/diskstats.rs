@@ -154,7 +154,7 @@ struct Row {
 }
 
 pub(crate) struct State {
-    exclude: Regex,
+    pub(crate) exclude: Regex,
     rows: Vec<Row>,
     udev: String,
     path: std::path::PathBuf,

@@ -1,10 +1,9 @@
-//! `filesystem` collector: statfs(2) of each mount in `<procfs>/1/mountinfo` (falling back to
-//! `<procfs>/self/mountinfo` when hidepid hides PID 1), with node_exporter 1.5's default
-//! mount-point and fs-type exclusions.
+//! `filesystem` collector: statfs(2) of each mount in `<procfs>/1/mounts` (falling back to
+//! `<procfs>/mounts` when hidepid hides PID 1), with node_exporter 1.5's default mount-point and
+//! fs-type exclusions.
 //!
 //! Mount points are statted under `--path.rootfs` and reported with that prefix stripped. A mount
-//! whose statfs fails gets `node_filesystem_device_error 1`, `node_filesystem_readonly` from its
-//! mount options, and no size metrics. Unlike
+//! whose statfs fails gets `node_filesystem_device_error 1` and no other metric. Unlike
 //! node_exporter, a statfs that hangs (a dead NFS server) is not timed out.
 
 use std::ffi::CStr;
@@ -33,8 +32,8 @@ struct Row {
 }
 
 pub(crate) struct State {
-    mount_points_exclude: Regex,
-    fs_types_exclude: Regex,
+    pub(crate) mount_points_exclude: Regex,
+    pub(crate) fs_types_exclude: Regex,
     rows: Vec<Row>,
     mp_buf: String,
     cpath: Vec<u8>,
@@ -95,7 +94,7 @@ fn unescape_into(mp: &str, out: &mut String) {
 }
 
 pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
-    let found = match cx.files.read(&cx.opts.procfs, "1/mountinfo") {
+    let found = match cx.files.read(&cx.opts.procfs, "1/mounts") {
         Ok(_) => true,
         Err(e) if e.is_not_found() => false,
         Err(e) => return Err(e),
@@ -103,7 +102,8 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
     let (text, path) = if found {
         (cx.files.read_again(), cx.files.last_path())
     } else {
-        cx.files.read(&cx.opts.procfs, "self/mountinfo")?
+        // hidepid hides PID 1's mounts: fall back to our own view.
+        cx.files.read(&cx.opts.procfs, "mounts")?
     };
     let st = &mut cx.filesystem;
     st.rows.clear();
@@ -115,21 +115,14 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
         (a, a + s.len())
     };
     for line in text.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super
+        // Fields: device mountpoint fstype options dump pass
         let mut f = line.split_whitespace();
-        let (Some(_), Some(_), Some(_), Some(_), Some(mp), Some(options)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        let (Some(device), Some(mp), Some(fstype), Some(options)) =
+            (f.next(), f.next(), f.next(), f.next())
         else {
-            return Err(NodeError::parse(
-                path,
-                format!("malformed mount point information: {line:?}"),
-            ));
-        };
-        let mut f = f.skip_while(|x| *x != "-");
-        let (Some(_), Some(fstype), Some(device)) = (f.next(), f.next(), f.next()) else {
+            if line.trim().is_empty() {
+                continue;
+            }
             return Err(NodeError::parse(
                 path,
                 format!("malformed mount point information: {line:?}"),
@@ -249,7 +242,7 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
         w,
         "node_filesystem_readonly",
         "Filesystem read-only status.",
-        &|r| Some(if r.ro { 1.0 } else { 0.0 }),
+        &|r| (!r.error).then_some(if r.ro { 1.0 } else { 0.0 }),
     );
     emit(
         w,

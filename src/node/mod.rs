@@ -24,6 +24,7 @@ mod filesystem;
 mod hwmon;
 mod loadavg;
 mod meminfo;
+mod netclass;
 mod netdev;
 mod os;
 mod pressure;
@@ -56,6 +57,14 @@ pub struct NodeOptions {
     pub textfile_dir: Option<PathBuf>,
     /// Names (from [`COLLECTORS`]) of the collectors to run.
     pub enabled: BTreeSet<String>,
+    /// `--collector.filesystem.mount-points-exclude`; `None` keeps node_exporter's default.
+    pub filesystem_mount_points_exclude: Option<String>,
+    /// `--collector.filesystem.fs-types-exclude`; `None` keeps node_exporter's default.
+    pub filesystem_fs_types_exclude: Option<String>,
+    /// `--collector.diskstats.device-exclude`; `None` keeps node_exporter's default.
+    pub diskstats_device_exclude: Option<String>,
+    /// `--collector.netdev.device-exclude`; `None` excludes nothing (node_exporter's default).
+    pub netdev_device_exclude: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -70,6 +79,10 @@ impl Default for NodeOptions {
                 .filter(|(_, on)| *on)
                 .map(|(n, _)| (*n).to_string())
                 .collect(),
+            filesystem_mount_points_exclude: None,
+            filesystem_fs_types_exclude: None,
+            diskstats_device_exclude: None,
+            netdev_device_exclude: None,
         }
     }
 }
@@ -86,6 +99,7 @@ pub const COLLECTORS: &[(&str, bool)] = &[
     ("hwmon", true),
     ("loadavg", true),
     ("meminfo", true),
+    ("netclass", true),
     ("netdev", true),
     ("os", true),
     ("pressure", true),
@@ -109,6 +123,7 @@ const FNS: &[(&str, CollectFn)] = &[
     ("hwmon", hwmon::collect),
     ("loadavg", loadavg::collect),
     ("meminfo", meminfo::collect),
+    ("netclass", netclass::collect),
     ("netdev", netdev::collect),
     ("os", os::collect),
     ("pressure", pressure::collect),
@@ -143,6 +158,15 @@ pub enum NodeError {
     /// The data does not exist on this system (node_exporter's `ErrNoData`): logged at debug.
     #[error("no data: {0}")]
     NoData(&'static str),
+    /// An exclusion pattern from the options is not a valid regular expression.
+    #[error("invalid regular expression for --{flag}")]
+    Regex {
+        /// The node_exporter flag the pattern came from.
+        flag: &'static str,
+        /// Why it does not compile.
+        #[source]
+        source: regex::Error,
+    },
     /// The collector panicked; the panic is contained and its partial output dropped.
     #[error("collector panicked")]
     Panicked,
@@ -246,6 +270,7 @@ pub(crate) struct Ctx {
     pub(crate) filesystem: filesystem::State,
     pub(crate) diskstats: diskstats::State,
     pub(crate) netdev: netdev::State,
+    pub(crate) rpi: rpi::State,
 }
 
 /// Per-collector outcome of the last collection.
@@ -267,8 +292,64 @@ pub struct NodeExporter {
 }
 
 impl NodeExporter {
-    /// Builds the exporter; unknown names in `o.enabled` are ignored.
-    pub fn new(o: NodeOptions) -> Self {
+    /// Builds the exporter; unknown names in `o.enabled` are ignored. An invalid exclusion
+    /// pattern is logged and replaced by node_exporter's default (use [`NodeExporter::try_new`]
+    /// to refuse it instead).
+    pub fn new(mut o: NodeOptions) -> Self {
+        match Self::try_new(o.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "node exporter: using default exclusions");
+                o.filesystem_mount_points_exclude = None;
+                o.filesystem_fs_types_exclude = None;
+                o.diskstats_device_exclude = None;
+                o.netdev_device_exclude = None;
+                Self::build(o)
+            }
+        }
+    }
+
+    /// Like [`NodeExporter::new`], but an invalid exclusion pattern is an error naming its flag.
+    pub fn try_new(o: NodeOptions) -> Result<Self, NodeError> {
+        let compile = |flag: &'static str, p: &Option<String>| {
+            p.as_deref()
+                .map(regex::Regex::new)
+                .transpose()
+                .map_err(|source| NodeError::Regex { flag, source })
+        };
+        let mp = compile(
+            "collector.filesystem.mount-points-exclude",
+            &o.filesystem_mount_points_exclude,
+        )?;
+        let fs = compile(
+            "collector.filesystem.fs-types-exclude",
+            &o.filesystem_fs_types_exclude,
+        )?;
+        let disk = compile(
+            "collector.diskstats.device-exclude",
+            &o.diskstats_device_exclude,
+        )?;
+        let net = compile("collector.netdev.device-exclude", &o.netdev_device_exclude)?;
+        let e = Self::build(o);
+        {
+            let mut g = e.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let cx = &mut g.cx;
+            if let Some(r) = mp {
+                cx.filesystem.mount_points_exclude = r;
+            }
+            if let Some(r) = fs {
+                cx.filesystem.fs_types_exclude = r;
+            }
+            if let Some(r) = disk {
+                cx.diskstats.exclude = r;
+            }
+            // An empty pattern means "exclude nothing", as node_exporter treats the empty flag.
+            cx.netdev.exclude = net.filter(|r| !r.as_str().is_empty());
+        }
+        Ok(e)
+    }
+
+    fn build(o: NodeOptions) -> Self {
         let enabled = FNS
             .iter()
             .filter(|(n, _)| o.enabled.contains(*n))
@@ -285,6 +366,7 @@ impl NodeExporter {
                     filesystem: filesystem::State::new(),
                     diskstats: diskstats::State::new(),
                     netdev: netdev::State::default(),
+                    rpi: rpi::State::default(),
                 },
                 outcomes: Vec::new(),
             }),

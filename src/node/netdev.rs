@@ -40,6 +40,8 @@ struct Row {
 
 #[derive(Default)]
 pub(crate) struct State {
+    /// `--collector.netdev.device-exclude`; none by default.
+    pub(crate) exclude: Option<regex::Regex>,
     rows: Vec<Row>,
     attr: String,
     path: std::path::PathBuf,
@@ -56,6 +58,9 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
             return Err(NodeError::parse(&path, format!("invalid line {line:?}")));
         };
         let dev = dev.trim();
+        if st.exclude.as_ref().is_some_and(|re| re.is_match(dev)) {
+            continue;
+        }
         let a = dev.as_ptr() as usize - base;
         let mut row = Row {
             dev: (a, a + dev.len()),

@@ -26,6 +26,13 @@ const FLAGS: [(u32, &str); 4] = [
     (3, "soft_temperature_limit"),
 ];
 
+/// Discoveries that do not change while the system runs.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Where get_throttled lives: `None` until looked up once, then the answer.
+    get_throttled: Option<Option<PathBuf>>,
+}
+
 fn find_get_throttled(sysfs: &Path) -> Option<PathBuf> {
     let fixed = sysfs.join("devices/platform/soc/soc:firmware/get_throttled");
     if fixed.is_file() {
@@ -79,8 +86,12 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
         }
     }
 
-    if let Some(p) = find_get_throttled(&sysfs) {
-        if let Some(bits) = read_attr(&p, &mut buf).and_then(parse_hex) {
+    let throttled = cx
+        .rpi
+        .get_throttled
+        .get_or_insert_with(|| find_get_throttled(&sysfs));
+    if let Some(p) = throttled {
+        if let Some(bits) = read_attr(p, &mut buf).and_then(parse_hex) {
             w.single(
                 "edgeprom_rpi_throttled_raw",
                 "Raw bit mask from the Raspberry Pi firmware's get_throttled.",
@@ -172,7 +183,8 @@ pub(super) fn collect(cx: &mut Ctx, w: &mut W) -> Result<(), NodeError> {
         Option<u32>,
     );
     let mut cards: Vec<Card> = Vec::new();
-    if list_dir(&block, "", &mut cx.names).is_ok() {
+    // SD cards and eMMC are always mmcblk devices.
+    if list_dir(&block, "mmcblk", &mut cx.names).is_ok() {
         for d in &cx.names {
             let dev = block.join(d).join("device");
             let Some(ty) = read_attr(&dev.join("type"), &mut buf).map(str::to_string) else {
