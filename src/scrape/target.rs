@@ -40,8 +40,9 @@ pub(crate) enum Populated {
 
 /// Applies job defaults and relabel_configs to a discovered label set, as Prometheus 2.42's
 /// `PopulateLabels`: meta labels seed relabeling, then meta labels go, the port is defaulted
-/// from the scheme and `instance` defaults to the address.
-pub(crate) fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Populated {
+/// from the scheme and `instance` defaults to the address. Also returns the label set before
+/// relabeling (with the job defaults), which the API shows as `discoveredLabels`.
+pub(crate) fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> (Populated, Labels) {
     let mut b = discovered.builder();
     let defaults: [(&str, String); 5] = [
         ("job", cfg.job_name.clone()),
@@ -56,15 +57,17 @@ pub(crate) fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Populated {
         }
     }
     for (k, vs) in &cfg.params {
-        let name = format!("{PARAM_PREFIX}{k}");
         if let Some(v) = vs.first() {
-            if b.get(&name).is_none() {
-                b.set(name, v.clone());
-            }
+            b.set(format!("{PARAM_PREFIX}{k}"), v.clone());
         }
     }
     let preset = b.into_labels();
-    let Some(lset) = relabel::process(&preset, &cfg.relabel_configs) else {
+    let p = populate_preset(&preset, cfg);
+    (p, preset)
+}
+
+fn populate_preset(preset: &Labels, cfg: &ScrapeConfig) -> Populated {
+    let Some(lset) = relabel::process(preset, &cfg.relabel_configs) else {
         return Populated::Dropped;
     };
     let Some(addr) = lset.get(ADDRESS) else {
