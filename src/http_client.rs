@@ -770,6 +770,12 @@ impl ServerCertVerifier for Verifier {
                 rustls::client::verify_server_name(&parsed, server_name)?;
                 Ok(ServerCertVerified::assertion())
             }
+            // WebPKI refuses a CA certificate as leaf before looking for its issuer. For one
+            // that is not a configured CA, Go would look for the issuer and (for the usual
+            // self-signed certificate) not find it: report that.
+            Err(e) if is_ca_used_as_end_entity(&e) => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
             other => other,
         }
     }
