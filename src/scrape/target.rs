@@ -264,6 +264,84 @@ impl Target {
 mod tests {
     use super::*;
 
+    fn cfg(extra: &str) -> ScrapeConfig {
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: j\n    scrape_interval: 30s\n    scrape_timeout: 5s\n{extra}"
+        );
+        crate::config::load_str(&yaml, "t.yml", std::path::Path::new("."))
+            .expect("config")
+            .scrape_configs
+            .remove(0)
+    }
+
+    #[test]
+    fn populate_labels_like_prometheus() {
+        let disc = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
+        // (scrape config extra, discovered labels, want: Ok(final labels, url) / Err(kind))
+        let cases: Vec<(&str, Labels, Result<(Vec<(&str, &str)>, &str), &str>)> = vec![
+            (
+                "",
+                disc(&[("__address__", "h:1"), ("__meta_x", "m")]),
+                Ok((vec![("instance", "h:1"), ("job", "j")], "http://h:1/metrics")),
+            ),
+            (
+                "    scheme: https\n    metrics_path: /m\n    params: {a: [x, y]}\n",
+                disc(&[("__address__", "h")]),
+                Ok((vec![("instance", "h:443"), ("job", "j")], "https://h:443/m?a=x&a=y")),
+            ),
+            (
+                "    relabel_configs:\n      - {source_labels: [__meta_x], target_label: instance}\n      - {target_label: __param_a, replacement: z}\n",
+                disc(&[("__address__", "h:1"), ("__meta_x", "nice")]),
+                Ok((vec![("instance", "nice"), ("job", "j")], "http://h:1/metrics?a=z")),
+            ),
+            (
+                "    relabel_configs:\n      - {target_label: __scrape_interval__, replacement: 1m}\n",
+                disc(&[("__address__", "h:1")]),
+                Ok((vec![("instance", "h:1"), ("job", "j")], "http://h:1/metrics")),
+            ),
+            (
+                "    relabel_configs:\n      - {target_label: __scrape_timeout__, replacement: 1m}\n",
+                disc(&[("__address__", "h:1")]),
+                Err("invalid"),
+            ),
+            (
+                "    relabel_configs:\n      - {source_labels: [__address__], regex: 'h:.*', action: drop}\n",
+                disc(&[("__address__", "h:1")]),
+                Err("dropped"),
+            ),
+            ("", disc(&[("x", "y")]), Err("invalid")),
+        ];
+        for (extra, d, want) in cases {
+            let c = cfg(extra);
+            let (p, pre) = populate(&d, &c);
+            assert_eq!(pre.get("job"), Some("j"), "{extra}");
+            assert_eq!(pre.get(SCRAPE_INTERVAL), Some("30s"), "{extra}");
+            match (p, want) {
+                (Populated::Active { labels, .. }, Ok((l, url))) => {
+                    assert_eq!(public_labels(&labels), Labels::from_pairs(l), "{extra}");
+                    assert_eq!(scrape_url(&labels, &c), url, "{extra}");
+                }
+                (Populated::Dropped, Err("dropped")) => {}
+                (Populated::Invalid(_), Err("invalid")) => {}
+                (_, w) => panic!("{extra}: unexpected outcome, want {w:?}"),
+            }
+        }
+        let (p, _) = populate(
+            &disc(&[("__address__", "h:1")]),
+            &cfg("    relabel_configs:\n      - {target_label: __scrape_interval__, replacement: 1m}\n"),
+        );
+        let Populated::Active {
+            interval, timeout, ..
+        } = p
+        else {
+            panic!("active")
+        };
+        assert_eq!(
+            (interval, timeout),
+            (Duration::from_secs(60), Duration::from_secs(5))
+        );
+    }
+
     #[test]
     fn default_ports() {
         let cases = [
