@@ -278,7 +278,8 @@ mod tests {
     fn populate_labels_like_prometheus() {
         let disc = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
         // (scrape config extra, discovered labels, want: Ok(final labels, url) / Err(kind))
-        let cases: Vec<(&str, Labels, Result<(Vec<(&str, &str)>, &str), &str>)> = vec![
+        type Want<'a> = Result<(Vec<(&'a str, &'a str)>, &'a str), &'a str>;
+        let cases: Vec<(&str, Labels, Want)> = vec![
             (
                 "",
                 disc(&[("__address__", "h:1"), ("__meta_x", "m")]),
