@@ -224,6 +224,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of (scraped labels, honor_labels, want)
     fn target_label_clashes() {
         let target = Labels::from_pairs([("job", "j"), ("instance", "i:1")]);
         // (scraped labels, honor_labels, want)
