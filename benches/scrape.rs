@@ -9,6 +9,14 @@
 //! scraper pays for them. edgeprom's CPU is this process's (`/proc/self/stat`); Prometheus's is
 //! its `/proc/PID/stat`; both over the same window after a warm-up. Sample counts come from
 //! each side's storage counter (`samples_appended`, `prometheus_tsdb_head_samples_appended_total`).
+//!
+//! Measured 2026-11-29 on the 2-core dev machine under heavy load from parallel builds (load
+//! average ~25), 10 targets x 10,000 series at 1 s, 20 s window:
+//! - run 1: edgeprom 0.93 CPU s per million samples (2.12 M samples), Prometheus 9.16 (0.18 M);
+//! - run 2: edgeprom 1.11 (1.90 M samples), Prometheus 7.30 (0.30 M); ratio 0.10-0.15.
+//!
+//! Prometheus, starved of CPU, ingested far fewer samples, so its figure carries its fixed
+//! background cost over fewer samples; rerun on a quiet machine before quoting the ratio.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, Write as _};
