@@ -770,6 +770,12 @@ impl ServerCertVerifier for Verifier {
                 rustls::client::verify_server_name(&parsed, server_name)?;
                 Ok(ServerCertVerified::assertion())
             }
+            // WebPKI refuses a CA certificate as leaf before looking for its issuer. For one
+            // that is not a configured CA, Go would look for the issuer and (for the usual
+            // self-signed certificate) not find it: report that.
+            Err(e) if is_ca_used_as_end_entity(&e) => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
             other => other,
         }
     }
@@ -855,6 +861,37 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
+/// Turns webpki's debug form of a certificate name (`DnsName("a.b")`, `IpAddress([127, 0, 0,
+/// 1])`) into the plain name Go prints.
+fn tidy_name(p: &str) -> String {
+    if let Some(d) = p
+        .strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+    {
+        return d.to_string();
+    }
+    if let Some(ip) = p
+        .strip_prefix("IpAddress(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        if let Ok(a) = ip.parse::<std::net::IpAddr>() {
+            return a.to_string();
+        }
+        let bytes: Vec<u8> = ip
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .filter_map(|x| x.trim().parse().ok())
+            .collect();
+        if let Ok(a) = <[u8; 4]>::try_from(bytes.as_slice()) {
+            return std::net::IpAddr::from(a).to_string();
+        }
+        if let Ok(a) = <[u8; 16]>::try_from(bytes.as_slice()) {
+            return std::net::IpAddr::from(a).to_string();
+        }
+    }
+    p.to_string()
+}
+
 /// Go-worded reason for a failed handshake.
 fn describe_tls_error(e: &io::Error) -> String {
     let Some(re) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
@@ -873,7 +910,8 @@ fn describe_tls_error(e: &io::Error) -> String {
                 if presented.is_empty() {
                     s.push_str("no names");
                 } else {
-                    s.push_str(&presented.join(", "));
+                    let names: Vec<String> = presented.iter().map(|p| tidy_name(p)).collect();
+                    s.push_str(&names.join(", "));
                 }
                 let want = match expected {
                     ServerName::DnsName(d) => d.as_ref().to_string(),
@@ -943,6 +981,19 @@ mod tests {
                 Some(want.to_string()),
                 "{loc}"
             );
+        }
+    }
+
+    #[test]
+    fn certificate_names_print_as_go_prints_them() {
+        let cases = [
+            ("DnsName(\"other.example\")", "other.example"),
+            ("IpAddress([127, 0, 0, 1])", "127.0.0.1"),
+            ("IpAddress(127.0.0.1)", "127.0.0.1"),
+            ("Other", "Other"),
+        ];
+        for (i, want) in cases {
+            assert_eq!(tidy_name(i), want);
         }
     }
 

@@ -228,7 +228,8 @@ mod tests {
     fn target_label_clashes() {
         let target = Labels::from_pairs([("job", "j"), ("instance", "i:1")]);
         // (scraped labels, honor_labels, want)
-        let cases: Vec<(&[(&str, &str)], bool, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             (
                 &[],
                 false,

@@ -73,9 +73,14 @@ impl PoolState {
     }
 }
 
+/// Loops told to stop that may still be writing end-of-run stale markers; their control
+/// senders must outlive them (a dropped sender reads as "shutting down").
+type Retiring = Arc<Mutex<Vec<LoopHandle>>>;
+
 pub(crate) struct Pool {
     job: String,
     appendable: Arc<dyn Appendable>,
+    retiring: Retiring,
     pub state: Mutex<PoolState>,
 }
 
@@ -83,6 +88,7 @@ pub(crate) struct Pool {
 /// the web layer (targets and metadata APIs).
 pub struct ScrapeManager {
     appendable: Arc<dyn Appendable>,
+    retiring: Retiring,
     pub(crate) pools: Mutex<BTreeMap<String, Arc<Pool>>>,
 }
 
@@ -107,6 +113,7 @@ impl ScrapeManager {
     pub fn new(appendable: Arc<dyn Appendable>) -> Arc<Self> {
         Arc::new(ScrapeManager {
             appendable,
+            retiring: Arc::new(Mutex::new(Vec::new())),
             pools: Mutex::new(BTreeMap::new()),
         })
     }
@@ -177,6 +184,7 @@ impl ScrapeManager {
             let pool = Arc::new(Pool {
                 job: cfg.job_name.clone(),
                 appendable: self.appendable.clone(),
+                retiring: self.retiring.clone(),
                 state: Mutex::new(PoolState {
                     cfg: Arc::new(cfg.clone()),
                     fingerprint: fp,
@@ -208,6 +216,12 @@ impl ScrapeManager {
         let mut joins = Vec::new();
         for p in pools {
             joins.extend(p.stop(false));
+        }
+        let retiring: Vec<LoopHandle> =
+            std::mem::take(&mut *self.retiring.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut h in retiring {
+            let _ = h.control.send(Control::Stop { stale: false });
+            joins.extend(h.join.take());
         }
         for j in joins {
             let _ = j.await;
@@ -303,7 +317,8 @@ impl Pool {
                     let mut b = g.labels.builder();
                     b.set(ADDRESS, addr.clone());
                     let discovered = b.into_labels();
-                    match populate(&discovered, &cfg) {
+                    let (populated, discovered) = populate(&discovered, &cfg);
+                    match populated {
                         Populated::Active {
                             labels,
                             interval,
@@ -346,7 +361,7 @@ impl Pool {
             .collect();
         for k in gone {
             if let Some(h) = st.loops.remove(&k) {
-                let _ = h.control.send(Control::Stop { stale: true });
+                self.retire(h, true);
             }
         }
         for (k, t) in wanted {
@@ -380,7 +395,16 @@ impl Pool {
         Metrics::pool_targets(&self.job).set(st.loops.len() as f64);
     }
 
-    /// Stops discovery and every loop; returns the loops' handles.
+    /// Tells a loop to stop and keeps its handle until it has finished.
+    fn retire(&self, h: LoopHandle, stale: bool) {
+        let _ = h.control.send(Control::Stop { stale });
+        let mut r = self.retiring.lock().unwrap_or_else(|e| e.into_inner());
+        r.retain(|h| h.join.as_ref().is_some_and(|j| !j.is_finished()));
+        r.push(h);
+    }
+
+    /// Stops discovery and every loop. With `stale` (job removed) the loops retire and write
+    /// their stale markers; without (shutdown) their handles are returned to be awaited.
     fn stop(&self, stale: bool) -> Vec<JoinHandle<ScrapeCache>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.stopped = true;
@@ -388,10 +412,14 @@ impl Pool {
             t.abort();
         }
         let mut joins = Vec::new();
-        for (_, mut h) in st.loops.drain() {
-            let _ = h.control.send(Control::Stop { stale });
-            if let Some(j) = h.join.take() {
-                joins.push(j);
+        let loops: Vec<LoopHandle> = st.loops.drain().map(|(_, h)| h).collect();
+        drop(st);
+        for mut h in loops {
+            if stale {
+                self.retire(h, true);
+            } else {
+                let _ = h.control.send(Control::Stop { stale: false });
+                joins.extend(h.join.take());
             }
         }
         joins

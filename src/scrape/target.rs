@@ -40,8 +40,9 @@ pub(crate) enum Populated {
 
 /// Applies job defaults and relabel_configs to a discovered label set, as Prometheus 2.42's
 /// `PopulateLabels`: meta labels seed relabeling, then meta labels go, the port is defaulted
-/// from the scheme and `instance` defaults to the address.
-pub(crate) fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Populated {
+/// from the scheme and `instance` defaults to the address. Also returns the label set before
+/// relabeling (with the job defaults), which the API shows as `discoveredLabels`.
+pub(crate) fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> (Populated, Labels) {
     let mut b = discovered.builder();
     let defaults: [(&str, String); 5] = [
         ("job", cfg.job_name.clone()),
@@ -56,15 +57,17 @@ pub(crate) fn populate(discovered: &Labels, cfg: &ScrapeConfig) -> Populated {
         }
     }
     for (k, vs) in &cfg.params {
-        let name = format!("{PARAM_PREFIX}{k}");
         if let Some(v) = vs.first() {
-            if b.get(&name).is_none() {
-                b.set(name, v.clone());
-            }
+            b.set(format!("{PARAM_PREFIX}{k}"), v.clone());
         }
     }
     let preset = b.into_labels();
-    let Some(lset) = relabel::process(&preset, &cfg.relabel_configs) else {
+    let p = populate_preset(&preset, cfg);
+    (p, preset)
+}
+
+fn populate_preset(preset: &Labels, cfg: &ScrapeConfig) -> Populated {
+    let Some(lset) = relabel::process(preset, &cfg.relabel_configs) else {
         return Populated::Dropped;
     };
     let Some(addr) = lset.get(ADDRESS) else {
@@ -260,6 +263,85 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg(extra: &str) -> ScrapeConfig {
+        let yaml = format!(
+            "scrape_configs:\n  - job_name: j\n    scrape_interval: 30s\n    scrape_timeout: 5s\n{extra}"
+        );
+        crate::config::load_str(&yaml, "t.yml", std::path::Path::new("."))
+            .expect("config")
+            .scrape_configs
+            .remove(0)
+    }
+
+    #[test]
+    fn populate_labels_like_prometheus() {
+        let disc = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
+        // (scrape config extra, discovered labels, want: Ok(final labels, url) / Err(kind))
+        type Want<'a> = Result<(Vec<(&'a str, &'a str)>, &'a str), &'a str>;
+        let cases: Vec<(&str, Labels, Want)> = vec![
+            (
+                "",
+                disc(&[("__address__", "h:1"), ("__meta_x", "m")]),
+                Ok((vec![("instance", "h:1"), ("job", "j")], "http://h:1/metrics")),
+            ),
+            (
+                "    scheme: https\n    metrics_path: /m\n    params: {a: [x, y]}\n",
+                disc(&[("__address__", "h")]),
+                Ok((vec![("instance", "h:443"), ("job", "j")], "https://h:443/m?a=x&a=y")),
+            ),
+            (
+                "    relabel_configs:\n      - {source_labels: [__meta_x], target_label: instance}\n      - {target_label: __param_a, replacement: z}\n",
+                disc(&[("__address__", "h:1"), ("__meta_x", "nice")]),
+                Ok((vec![("instance", "nice"), ("job", "j")], "http://h:1/metrics?a=z")),
+            ),
+            (
+                "    relabel_configs:\n      - {target_label: __scrape_interval__, replacement: 1m}\n",
+                disc(&[("__address__", "h:1")]),
+                Ok((vec![("instance", "h:1"), ("job", "j")], "http://h:1/metrics")),
+            ),
+            (
+                "    relabel_configs:\n      - {target_label: __scrape_timeout__, replacement: 1m}\n",
+                disc(&[("__address__", "h:1")]),
+                Err("invalid"),
+            ),
+            (
+                "    relabel_configs:\n      - {source_labels: [__address__], regex: 'h:.*', action: drop}\n",
+                disc(&[("__address__", "h:1")]),
+                Err("dropped"),
+            ),
+            ("", disc(&[("x", "y")]), Err("invalid")),
+        ];
+        for (extra, d, want) in cases {
+            let c = cfg(extra);
+            let (p, pre) = populate(&d, &c);
+            assert_eq!(pre.get("job"), Some("j"), "{extra}");
+            assert_eq!(pre.get(SCRAPE_INTERVAL), Some("30s"), "{extra}");
+            match (p, want) {
+                (Populated::Active { labels, .. }, Ok((l, url))) => {
+                    assert_eq!(public_labels(&labels), Labels::from_pairs(l), "{extra}");
+                    assert_eq!(scrape_url(&labels, &c), url, "{extra}");
+                }
+                (Populated::Dropped, Err("dropped")) => {}
+                (Populated::Invalid(_), Err("invalid")) => {}
+                (_, w) => panic!("{extra}: unexpected outcome, want {w:?}"),
+            }
+        }
+        let (p, _) = populate(
+            &disc(&[("__address__", "h:1")]),
+            &cfg("    relabel_configs:\n      - {target_label: __scrape_interval__, replacement: 1m}\n"),
+        );
+        let Populated::Active {
+            interval, timeout, ..
+        } = p
+        else {
+            panic!("active")
+        };
+        assert_eq!(
+            (interval, timeout),
+            (Duration::from_secs(60), Duration::from_secs(5))
+        );
+    }
 
     #[test]
     fn default_ports() {

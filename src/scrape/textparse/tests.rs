@@ -506,3 +506,34 @@ fn arbitrary_bytes_never_panic() {
         })
         .expect("no panic");
 }
+
+#[test]
+fn seed_corpus_parses_completely() {
+    // The fuzz seeds are real or carefully written bodies: each must parse without error, so
+    // the fuzzer starts from valid inputs and this test catches regressions on real data.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/textparse");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+        let path = entry.expect("entry").path();
+        let body = std::fs::read(&path).expect("read");
+        let format = if path.extension().is_some_and(|e| e == "om") {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        };
+        let mut series = 0;
+        for e in Parser::new(&body, format) {
+            match e {
+                Ok(Entry::Series(s)) => {
+                    series += 1;
+                    assert!(s.labels().all(|(n, _)| !n.is_empty()));
+                }
+                Ok(_) => {}
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+        }
+        assert!(series > 0, "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 3);
+}
