@@ -375,7 +375,8 @@ impl SegmentWriter {
             return Err(e);
         }
         let _ = sync_dir(dir);
-        let enc = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+        let lvl = ZSTD_LEVEL;
+        let enc = zstd::stream::write::Encoder::new(Vec::new(), lvl)?;
         Ok((
             SegmentWriter {
                 file,
