@@ -301,7 +301,8 @@ mod tests {
 
     #[test]
     fn line_table() {
-        let cases: &[(&str, Result<(&str, &str, Option<&str>), &str>)] = &[
+        type Split<'a> = Result<(&'a str, &'a str, Option<&'a str>), &'a str>;
+        let cases: &[(&str, Split)] = &[
             ("up 1 1700000000", Ok(("up", "1", Some("1700000000")))),
             (
                 r#"a{b="x y",c="}"} 2.5 17.5"#,
