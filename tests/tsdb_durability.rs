@@ -7,6 +7,8 @@
 //! each series is an unbroken run (nothing duplicated, nothing out of order), and that the
 //! values are the ones written.
 
+#![allow(clippy::print_stdout)] // progress lines are the test's report
+
 use edgeprom::model::{Labels, Matcher};
 use edgeprom::storage::{Appendable, Queryable, SelectHints, SeriesRef, StorageError};
 use edgeprom::tsdb::{Options, Tsdb, PARTITION_MS};
