@@ -30,7 +30,7 @@ const BATCH: usize = 20_000;
 pub struct ImportStats {
     /// Input lines read.
     pub lines: u64,
-    /// Samples stored.
+    /// Samples stored (identical re-imports of stored samples are not counted).
     pub samples: u64,
     /// Samples refused (out of order, duplicate, out of bounds).
     pub skipped: u64,
@@ -58,6 +58,7 @@ pub fn import_openmetrics(file: &Path, opts: Options) -> Result<ImportStats, Err
     })?;
     let mut st = ImportStats::default();
     let written_before = db.bytes_written();
+    let appended_before = db.samples_appended();
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
     let flusher = {
         let db: Arc<Tsdb> = db.clone();
@@ -141,7 +142,6 @@ pub fn import_openmetrics(file: &Path, opts: Options) -> Result<ImportStats, Err
         if in_batch >= BATCH {
             commit(&db, &mut app, file, lineno)?;
             since_flush += in_batch as u64;
-            st.samples += in_batch as u64;
             in_batch = 0;
             if since_flush >= FLUSH_EVERY {
                 since_flush = 0;
@@ -152,7 +152,6 @@ pub fn import_openmetrics(file: &Path, opts: Options) -> Result<ImportStats, Err
     }
     st.lines = lineno;
     commit(&db, &mut app, file, lineno)?;
-    st.samples += in_batch as u64;
     drop(tx);
     match flusher.join() {
         Ok(r) => r?,
@@ -165,6 +164,7 @@ pub fn import_openmetrics(file: &Path, opts: Options) -> Result<ImportStats, Err
         }
     }
     db.close()?;
+    st.samples = db.samples_appended() - appended_before;
     st.bytes_written = db.bytes_written() - written_before;
     st.disk_bytes = db.disk_bytes();
     st.elapsed = started.elapsed();
