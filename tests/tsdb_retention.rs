@@ -26,7 +26,7 @@ fn labels(i: usize) -> Labels {
 
 /// Ingests `hours` of 20 series at 1/min, flushing every 10 minutes of data.
 fn fill(db: &Tsdb, from: i64, hours: i64, noisy: bool) -> i64 {
-    let mut refs = vec![SeriesRef(0); 20];
+    let mut refs = [SeriesRef(0); 20];
     let n = hours * 3_600_000 / STEP;
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut t = from;
@@ -181,7 +181,7 @@ fn full_disk_fails_appends_cleanly_and_recovers() {
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0u8; 1 << 20]).expect("filler");
     let db = Tsdb::open(opts(&data)).expect("open");
-    let mut refs = vec![SeriesRef(0); 20];
+    let mut refs = [SeriesRef(0); 20];
     let mut accepted: Vec<i64> = Vec::new();
     let mut x: u64 = 1;
     let mut t = BASE;
