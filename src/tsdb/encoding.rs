@@ -438,6 +438,7 @@ pub fn decode_record(
             ));
         }
         cur_d.clear();
+        #[allow(clippy::needless_range_loop)] // prev_d is read only for neighbour series
         for j in 0..cnt as usize {
             let dod = tc.varint();
             let dt = st.prev_dt.wrapping_add(dod);
