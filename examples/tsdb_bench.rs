@@ -269,7 +269,8 @@ fn child(args: &[&str]) -> String {
         .join("\n")
 }
 
-fn gen_small(tmp: &Path) -> Option<PathBuf> {
+/// Runs gen.py with `args` into `tmp/name`.
+fn gen_file(tmp: &Path, name: &str, args: &[&str]) -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let gen = std::env::var("EDGEPROM_GEN_PY")
         .map(PathBuf::from)
@@ -280,10 +281,11 @@ fn gen_small(tmp: &Path) -> Option<PathBuf> {
                 .map(|r| root.join(r))
                 .find(|p| p.exists())
         })?;
-    let out = tmp.join("small.om");
+    let out = tmp.join(name);
     let ok = Command::new("python3")
         .arg(gen)
-        .args(["--preset", "small", "--seed", "42", "-o"])
+        .args(args)
+        .arg("-o")
         .arg(&out)
         .status()
         .ok()?
@@ -390,7 +392,11 @@ fn main() {
         .tempdir_in(std::env::temp_dir())
         .expect("tmp");
     let t = |n: &str| tmp.path().join(n).to_string_lossy().to_string();
-    let Some(small) = gen_small(tmp.path()) else {
+    let Some(small) = gen_file(
+        tmp.path(),
+        "small.om",
+        &["--preset", "small", "--seed", "42"],
+    ) else {
         println!("gen.py not found: set EDGEPROM_GEN_PY");
         return;
     };
@@ -406,6 +412,18 @@ fn main() {
                 &t(&format!("live-small-{ms}")),
                 ms
             ])
+        );
+    }
+    // The Pi-like row: 2,000 series scraped every second for 5 minutes, 10 s flushes.
+    if let Some(pi) = gen_file(
+        tmp.path(),
+        "pi1s.om",
+        &["--hours", "0.0834", "--interval", "1", "--seed", "42"],
+    ) {
+        let ps = pi.to_string_lossy().to_string();
+        println!(
+            "{}   [1 s scrapes, 5 min: bytes written <= 1.5/sample]",
+            child(&["--phase", "live", &ps, &t("live-pi"), "10000"])
         );
     }
     if let Some(f) = &full {
