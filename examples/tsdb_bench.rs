@@ -318,9 +318,10 @@ fn peers(file: &Path, tmp: &Path) {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let s = Instant::now();
+            // -T streams the file (`--data-binary @file` would load 1.15 GB into curl first).
             let st = Command::new("curl")
-                .args(["-sf", "--data-binary"])
-                .arg(format!("@{}", file.display()))
+                .args(["-sf", "-X", "POST", "-H", "Content-Type: text/plain", "-T"])
+                .arg(file)
                 .arg(format!("{url}/api/v1/import/prometheus"))
                 .status();
             let wall = s.elapsed().as_secs_f64();
@@ -379,6 +380,7 @@ fn main() {
         ["--phase", "rss", d] => return phase_rss(Path::new(d)),
         ["--phase", "crash", d] => return phase_crash_child(Path::new(d)),
         ["--phase", "import", f, d] => return phase_import(Path::new(f), Path::new(d)),
+        ["--phase", "peers", f, d] => return peers(Path::new(f), Path::new(d)),
         _ => {}
     }
     let full = a
