@@ -8,11 +8,16 @@
 //! uvarint n_series
 //! n_series x uvarint  sid delta      (first: sid itself; then sid - previous sid, > 0)
 //! n_series x uvarint  sample count   (>= 1)
-//! n_series x u8       value mode     (0..=MAX_SCALE: decimal scale d; RAW_MODE: raw bits)
+//! n_series x u8       value mode     (0..=MAX_SCALE: decimal scale d; RAW_MODE (0xff): raw
+//!                                     bits; d | NEIGHBOUR (0x40): decimal, neighbour-predicted)
 //! uvarint ts_len, then ts_len bytes: per sample, zigzag varint delta-of-delta of the timestamp
 //! values column to the end:           per sample, by the series' mode:
 //!     decimal d: zigzag varint of round(v*10^d) - round(prev*10^d)   (prev: previous value)
 //!     raw:       8 bytes little endian of v.to_bits() ^ prev.to_bits()
+//!     neighbour: zigzag varint of (this delta - the previous series' delta for the same
+//!                sample index); used when the previous series in the record has the same
+//!                scale and the same timestamps and it makes the column smaller (histogram
+//!                buckets, per-CPU modes and rx/tx pairs move together)
 //! ```
 //!
 //! Every series carries state across records of one segment ([`SeriesState`]: previous
@@ -26,6 +31,8 @@
 pub const MAX_SCALE: u8 = 9;
 /// Mode byte for raw (XOR with the previous value) encoding.
 pub const RAW_MODE: u8 = 0xff;
+/// Mode flag: decimal deltas are stored minus the previous series' deltas in the record.
+pub const NEIGHBOUR: u8 = 0x40;
 
 const POW10: [f64; MAX_SCALE as usize + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 /// Integers beyond 2^53 are not exact in f64: decimal mode stays below.
@@ -257,6 +264,55 @@ pub fn encode_record(
         }
         g.2 = if ok { d } else { RAW_MODE };
     }
+    // Timestamps, and each sample's value delta (decimal) or XOR (raw), advancing states.
+    let mut deltas: Vec<i64> = Vec::with_capacity(samples.len());
+    for g in &groups {
+        let sid = samples[g.0].sid as usize;
+        if states.len() <= sid {
+            states.resize(sid + 1, SeriesState::new(base_t));
+        }
+        let st = &mut states[sid];
+        for s in &samples[g.0..g.1] {
+            let dt = s.t.wrapping_sub(st.prev_t);
+            put_varint(ts_buf, dt.wrapping_sub(st.prev_dt));
+            st.prev_dt = dt;
+            st.prev_t = s.t;
+            let bits = s.v.to_bits();
+            deltas.push(if g.2 == RAW_MODE {
+                (bits ^ st.prev_v) as i64
+            } else {
+                // Checked above: exact at this scale.
+                let x = scaled_exact(s.v, g.2).unwrap_or(0);
+                x.wrapping_sub(scaled_base(st.prev_v, g.2))
+            });
+            st.prev_v = bits;
+        }
+    }
+    // Neighbour prediction: series next to each other in a record are often parts of one
+    // thing (histogram buckets, rx/tx, per-CPU modes) that move together at the same
+    // timestamps; then the difference of their deltas is smaller than the delta itself.
+    for k in 1..groups.len() {
+        let (p, g) = (groups[k - 1], groups[k]);
+        let same_shape = p.2 & !NEIGHBOUR == g.2
+            && g.2 != RAW_MODE
+            && p.1 - p.0 == g.1 - g.0
+            && samples[p.0..p.1]
+                .iter()
+                .zip(&samples[g.0..g.1])
+                .all(|(a, b)| a.t == b.t);
+        if !same_shape {
+            continue;
+        }
+        let own: usize = deltas[g.0..g.1].iter().map(|&d| zz_len(d)).sum();
+        let rel: usize = deltas[g.0..g.1]
+            .iter()
+            .zip(&deltas[p.0..p.1])
+            .map(|(&d, &n)| zz_len(d.wrapping_sub(n)))
+            .sum();
+        if rel < own {
+            groups[k].2 |= NEIGHBOUR;
+        }
+    }
     put_uvarint(out, groups.len() as u64);
     let mut prev_sid = 0u32;
     for (k, g) in groups.iter().enumerate() {
@@ -270,34 +326,31 @@ pub fn encode_record(
     for g in &groups {
         out.push(g.2);
     }
-    // Timestamps and values: values go straight to `out` after the ts column, so build the
-    // ts column in `ts_buf` first.
-    let mut vals: Vec<u8> = Vec::with_capacity(samples.len() * 2);
-    for g in &groups {
-        let sid = samples[g.0].sid as usize;
-        if states.len() <= sid {
-            states.resize(sid + 1, SeriesState::new(base_t));
-        }
-        let st = &mut states[sid];
-        for s in &samples[g.0..g.1] {
-            let dt = s.t.wrapping_sub(st.prev_t);
-            put_varint(ts_buf, dt.wrapping_sub(st.prev_dt));
-            st.prev_dt = dt;
-            st.prev_t = s.t;
-            let bits = s.v.to_bits();
-            if g.2 == RAW_MODE {
-                vals.extend_from_slice(&(bits ^ st.prev_v).to_le_bytes());
-            } else {
-                // Checked above: exact at this scale.
-                let x = scaled_exact(s.v, g.2).unwrap_or(0);
-                put_varint(&mut vals, x.wrapping_sub(scaled_base(st.prev_v, g.2)));
-            }
-            st.prev_v = bits;
-        }
-    }
     put_uvarint(out, ts_buf.len() as u64);
     out.extend_from_slice(ts_buf);
-    out.extend_from_slice(&vals);
+    for (k, g) in groups.iter().enumerate() {
+        if g.2 == RAW_MODE {
+            for &d in &deltas[g.0..g.1] {
+                out.extend_from_slice(&(d as u64).to_le_bytes());
+            }
+        } else if g.2 & NEIGHBOUR != 0 {
+            let p = groups[k - 1];
+            for (&d, &n) in deltas[g.0..g.1].iter().zip(&deltas[p.0..p.1]) {
+                put_varint(out, d.wrapping_sub(n));
+            }
+        } else {
+            for &d in &deltas[g.0..g.1] {
+                put_varint(out, d);
+            }
+        }
+    }
+}
+
+/// Bytes of `x` as a zigzag varint.
+#[inline]
+fn zz_len(x: i64) -> usize {
+    let u = ((x << 1) ^ (x >> 63)) as u64;
+    (64 - u.leading_zeros() as usize).max(1).div_ceil(7)
 }
 
 /// Why a record could not be decoded.
@@ -347,7 +400,7 @@ pub fn decode_record(
     }
     for e in scratch.iter_mut() {
         e.2 = c.u8();
-        if e.2 > MAX_SCALE && e.2 != RAW_MODE {
+        if (e.2 & !NEIGHBOUR) > MAX_SCALE && e.2 != RAW_MODE {
             return Err(DecodeError("unknown value mode"));
         }
     }
@@ -363,19 +416,45 @@ pub fn decode_record(
             states.resize(max as usize + 1, SeriesState::new(base_t));
         }
     }
+    // The previous series' value deltas, for neighbour-predicted series.
+    let mut prev_d: Vec<i64> = Vec::new();
+    let mut cur_d: Vec<i64> = Vec::new();
+    let mut prev_mode = RAW_MODE;
     for &(sid, cnt, mode) in scratch.iter() {
         let st = &mut states[sid as usize];
-        for _ in 0..cnt {
+        let neighbour = mode != RAW_MODE && mode & NEIGHBOUR != 0;
+        let scale = if mode == RAW_MODE {
+            RAW_MODE
+        } else {
+            mode & !NEIGHBOUR
+        };
+        if neighbour
+            && (prev_mode == RAW_MODE
+                || prev_mode & !NEIGHBOUR != scale
+                || prev_d.len() != cnt as usize)
+        {
+            return Err(DecodeError(
+                "neighbour prediction without a matching neighbour",
+            ));
+        }
+        cur_d.clear();
+        #[allow(clippy::needless_range_loop)] // prev_d is read only for neighbour series
+        for j in 0..cnt as usize {
             let dod = tc.varint();
             let dt = st.prev_dt.wrapping_add(dod);
             let t = st.prev_t.wrapping_add(dt);
             st.prev_dt = dt;
             st.prev_t = t;
-            let bits = if mode == RAW_MODE {
+            let bits = if scale == RAW_MODE {
                 vc.u64le() ^ st.prev_v
             } else {
-                let x = scaled_base(st.prev_v, mode).wrapping_add(vc.varint());
-                (x as f64 / POW10[mode as usize]).to_bits()
+                let mut d = vc.varint();
+                if neighbour {
+                    d = d.wrapping_add(prev_d[j]);
+                }
+                cur_d.push(d);
+                let x = scaled_base(st.prev_v, scale).wrapping_add(d);
+                (x as f64 / POW10[scale as usize]).to_bits()
             };
             st.prev_v = bits;
             if tc.is_bad() || vc.is_bad() {
@@ -383,6 +462,8 @@ pub fn decode_record(
             }
             f(sid, t, f64::from_bits(bits));
         }
+        std::mem::swap(&mut prev_d, &mut cur_d);
+        prev_mode = mode;
     }
     Ok(())
 }
@@ -500,6 +581,56 @@ mod tests {
             |_, _, _| {}
         )
         .is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn shared_timestamps_and_neighbour_prediction_roundtrip(
+            steps in proptest::collection::vec(proptest::collection::vec((0i64..50, arb_value()), 6), 1..30),
+            scale in 0u32..3,
+        ) {
+            // Six "buckets" sharing each scrape's timestamp; cumulative decimal values mostly,
+            // with arbitrary values mixed in.
+            let mut acc = [0i64; 6];
+            let mut records = Vec::new();
+            for (k, row) in steps.iter().enumerate() {
+                let mut r = Vec::new();
+                let mut run = 0;
+                for (i, &(inc, any)) in row.iter().enumerate() {
+                    run += inc;
+                    acc[i] += run;
+                    let v = if inc == 7 { any } else { acc[i] as f64 / 10f64.powi(scale as i32) };
+                    r.push(RawSample { sid: i as u32, t: 1_000 + k as i64 * 15_000, v });
+                }
+                records.push(r);
+            }
+            let want: Vec<RawSample> = records.iter().flatten().copied().collect();
+            prop_assert!(same(&roundtrip(&records), &want));
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_use_neighbour_prediction() {
+        let mut st = Vec::new();
+        let mut buf = Vec::new();
+        let r: Vec<RawSample> = (0..4u32)
+            .map(|i| RawSample {
+                sid: i,
+                t: 1,
+                v: f64::from(1000 + i),
+            })
+            .collect();
+        encode_record(&r, &mut st, 0, &mut buf, &mut Vec::new());
+        // modes follow n, 4 sid deltas, 4 counts
+        let modes = &buf[9..13];
+        assert_eq!(modes, &[0, NEIGHBOUR, NEIGHBOUR, NEIGHBOUR]);
+        let mut dec = Vec::new();
+        let mut got = Vec::new();
+        decode_record(&buf, &mut dec, 0, 10, &mut Vec::new(), |_, _, v| {
+            got.push(v)
+        })
+        .expect("ok");
+        assert_eq!(got, [1000.0, 1001.0, 1002.0, 1003.0]);
     }
 
     fn arb_value() -> impl Strategy<Value = f64> {

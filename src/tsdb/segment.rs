@@ -350,6 +350,10 @@ pub struct SegmentWriter {
     raw: Vec<u8>,
     ts: Vec<u8>,
     rec: Vec<u8>,
+    /// Whether the directory entry has been made durable.
+    dir_synced: bool,
+    /// Leave the directory fsync to the caller (one per flush for many one-shot segments).
+    defer_dir_sync: bool,
 }
 
 impl SegmentWriter {
@@ -375,7 +379,8 @@ impl SegmentWriter {
             return Err(e);
         }
         let _ = sync_dir(dir);
-        let enc = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+        let lvl = ZSTD_LEVEL;
+        let enc = zstd::stream::write::Encoder::new(Vec::new(), lvl)?;
         Ok((
             SegmentWriter {
                 file,
@@ -392,6 +397,8 @@ impl SegmentWriter {
                 raw: Vec::new(),
                 ts: Vec::new(),
                 rec: Vec::new(),
+                dir_synced: false,
+                defer_dir_sync: false,
             },
             HEADER_LEN as u64,
         ))
@@ -464,6 +471,10 @@ impl SegmentWriter {
             let _ = self.file.set_len(self.len);
             return Err(e);
         }
+        if !self.dir_synced && !self.defer_dir_sync {
+            sync_dir(&self.dir)?;
+            self.dir_synced = true;
+        }
         self.len += self.rec.len() as u64;
         self.min_t = self.min_t.min(mn);
         self.max_t = self.max_t.max(mx);
@@ -474,8 +485,9 @@ impl SegmentWriter {
     /// Returns the sealed info, or `None` when the segment held nothing.
     pub fn seal(self) -> io::Result<Option<SegmentInfo>> {
         let _ = self.file.set_len(self.len);
+        let sync = !self.defer_dir_sync;
         seal_file(
-            &self.dir, &self.path, self.seq, self.min_t, self.max_t, self.len,
+            &self.dir, &self.path, self.seq, self.min_t, self.max_t, self.len, sync,
         )
     }
 }
@@ -488,15 +500,20 @@ pub fn seal_file(
     min_t: i64,
     max_t: i64,
     len: u64,
+    sync: bool,
 ) -> io::Result<Option<SegmentInfo>> {
     if min_t > max_t {
         fs::remove_file(path)?;
-        let _ = sync_dir(dir);
+        if sync {
+            let _ = sync_dir(dir);
+        }
         return Ok(None);
     }
     let to = dir.join(sealed_name(seq, min_t, max_t));
     fs::rename(path, &to)?;
-    let _ = sync_dir(dir);
+    if sync {
+        sync_dir(dir)?;
+    }
     Ok(Some(SegmentInfo {
         seq,
         path: to,
@@ -508,7 +525,8 @@ pub fn seal_file(
 }
 
 /// Writes a complete segment holding `samples` in one record and seals it (used for data that
-/// falls in an older partition than the live one, e.g. a backfill).
+/// falls in an older partition than the live one, e.g. a backfill). One fsync; the caller
+/// fsyncs the directory once for all one-shot segments of a flush.
 pub fn write_oneshot(
     dir: &Path,
     seq: u64,
@@ -516,6 +534,7 @@ pub fn write_oneshot(
     samples: &[RawSample],
 ) -> io::Result<(Option<SegmentInfo>, u64)> {
     let (mut w, mut n) = SegmentWriter::create(dir, seq, partition)?;
+    w.defer_dir_sync = true;
     match w.append(samples) {
         Ok(k) => n += k,
         Err(e) => {

@@ -230,3 +230,49 @@ fn status_has_prometheus_shape() {
     });
     assert_eq!(v, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_flushes_periodically_and_closes_on_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(opts(dir.path())).expect("open");
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let task = tokio::spawn(db.clone().run(shutdown));
+    let mut a = db.appender();
+    a.append(SeriesRef(0), &lbl("up", "a"), 1000, 1.0)
+        .expect("append");
+    a.commit().expect("commit");
+    // The periodic flush empties the in-memory buffer without anyone calling flush().
+    let mut flushed = false;
+    for _ in 0..500 {
+        if lock(&db.inner.shared).unflushed.is_empty() {
+            flushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(flushed, "no periodic flush happened");
+    let mut a = db.appender();
+    a.append(SeriesRef(0), &lbl("up", "a"), 2000, 2.0)
+        .expect("append");
+    a.commit().expect("commit");
+    trigger.trigger();
+    task.await.expect("run ends");
+    assert!(!db.is_ready());
+    assert!(matches!(
+        db.appender()
+            .append(SeriesRef(0), &lbl("up", "a"), 3000, 1.0),
+        Err(StorageError::Closed)
+    ));
+    let live = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "live"))
+        .count();
+    assert_eq!(live, 0, "segment sealed at shutdown");
+    drop(db);
+    let db = Tsdb::open(opts(dir.path())).expect("reopen");
+    assert_eq!(
+        all(&db, &[eq("up")])[0].1,
+        vec![(1000, 1f64.to_bits()), (2000, 2f64.to_bits())]
+    );
+}
