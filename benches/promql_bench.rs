@@ -261,11 +261,16 @@ fn main() {
     );
     let mut times = Vec::new();
     let mut p_series = 0;
+    let mut last = String::new();
     for _ in 0..RUNS {
         let t0 = Instant::now();
         let body = http_get(port, &path).unwrap_or_default();
         times.push(t0.elapsed());
         p_series = body.matches("\"metric\"").count();
+        last = body;
+    }
+    if p_series == 0 {
+        println!("prometheus answered: {}", &last[..last.len().min(600)]);
     }
     let p_us = median(times).as_micros() as u64;
     let p_peak_kib = vm_hwm_kib(prom.id());
