@@ -1,5 +1,6 @@
-//! Range-query benchmark: `sum by (job) (rate({__name__=~".+"}[5m]))` (every series of the data
-//! set) over the whole 24 h of a `gen.py` file at step 60 s, on edgeprom's engine over its tsdb,
+//! Range-query benchmark: `sum by (job) (rate(...[5m]))` over the 1,317 counter series of three
+//! metrics (names whose label sets cannot collide once `rate` drops the name, which Prometheus 2.42
+//! would reject) over the whole 24 h of a `gen.py` file at step 60 s, on edgeprom's engine over its tsdb,
 //! beside Prometheus 2.42 (Debian's `prometheus` + `promtool`) loaded with the same file.
 //!
 //! ```text
@@ -22,7 +23,7 @@ use edgeprom::promql::{Engine, EngineOptions, Value};
 use edgeprom::storage::{Appendable, SeriesRef};
 use edgeprom::tsdb::{Options, Tsdb};
 
-const QUERY: &str = "sum by (job) (rate({__name__=~\".+\"}[5m]))";
+const QUERY: &str = "sum by (job) (rate({__name__=~\"http_request_duration_seconds_bucket|http_requests_total|node_cpu_seconds_total\"}[5m]))";
 const RUNS: usize = 5;
 
 fn vm_hwm_kib(pid: u32) -> u64 {
