@@ -6,6 +6,17 @@
 //!   [`crate::storage::Querier`] iterators (memory follows output size and window, not raw data).
 //! - `binary`, `aggregate`, `functions`: operator, aggregation and function semantics.
 //! - `api`: `/api/v1/query` and friends as plain functions, independent of the HTTP server.
+//!
+//! Behaviour follows Prometheus 3.x where it differs from 2.x (the conformance corpus is 3.x):
+//! left-open range and lookback windows, numbers as durations, Kahan summation, the rate
+//! extrapolation cap, NaN in stddev/stdvar, delayed `__name__` removal (names are dropped when the
+//! result is final, so `label_replace(rate(x[5m]), "__name__", ...)` works). 2.x dashboards keep
+//! working: `holt_winters` remains as an alias of `double_exponential_smoothing`.
+//!
+//! The parser is our own rather than the `promql-parser` crate: it gives Prometheus's error text
+//! with `line:col` positions, bounds nesting depth (10,000 nested parentheses are an error, not a
+//! stack overflow), parses the 3.x syntax the corpus uses (duration expressions, `fill()`
+//! modifiers, quoted UTF-8 names) and adds no dependency.
 
 mod aggregate;
 pub mod api;

@@ -91,6 +91,7 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
         toks,
         i: 0,
         depth: 0,
+        allow_empty_selector: false,
     };
     if matches!(p.peek(), Tok::Eof) {
         return Err(ParseError::at(
@@ -111,6 +112,8 @@ struct Parser<'a> {
     toks: Vec<Token>,
     i: usize,
     depth: usize,
+    /// The data-label selector of `info()` may match the empty string.
+    allow_empty_selector: bool,
 }
 
 /// A parsed duration: fixed, or depending on the query.
@@ -820,7 +823,10 @@ impl<'a> Parser<'a> {
         if !matches!(self.peek(), Tok::RParen) {
             loop {
                 self.enter()?;
-                args.push(self.expr(0)?);
+                self.allow_empty_selector = f.name == "info" && args.len() == 1;
+                let a = self.expr(0);
+                self.allow_empty_selector = false;
+                args.push(a?);
                 self.depth -= 1;
                 match self.peek() {
                     Tok::Comma => {
@@ -1113,7 +1119,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        if !matchers.iter().any(|m| !m.matches_empty()) {
+        if !self.allow_empty_selector && !matchers.iter().any(|m| !m.matches_empty()) {
             return Err(self.err(
                 p,
                 "vector selector must contain at least one non-empty matcher",

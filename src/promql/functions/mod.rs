@@ -83,6 +83,7 @@ pub static FUNCTIONS: &[FuncDef] = &[
     f("hour", &[IV], 1, IV),
     f("idelta", &[M], 0, IV),
     f("increase", &[M], 0, IV),
+    f("info", &[IV, IV], 1, IV),
     f("irate", &[M], 0, IV),
     f("label_join", &[IV, Str, Str, Str], -1, IV),
     f("label_replace", &[IV, Str, Str, Str, Str], 0, IV),
@@ -448,6 +449,7 @@ pub(crate) fn call(
             }
             Ok(V::Vec(out.series))
         }
+        "info" => info(ev, args, g),
         "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
             hist(ev, name, args, pos, g)
         }
@@ -769,4 +771,118 @@ fn range_call(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -
 /// Go's `%f` formatting (six decimals).
 fn go_float(v: f64) -> String {
     format!("{v:.6}")
+}
+
+/// `info(v, {selector})` (Prometheus 3.x experimental): adds the data labels of info series
+/// (`target_info` by default) that share `instance` and `job` with each series of `v`.
+fn info(ev: &mut Ev<'_>, args: &[Expr], g: Grid) -> Result<V, Error> {
+    use crate::model::{MatchType, Matcher};
+    const IDENT: [&str; 2] = ["instance", "job"];
+    let base = ev.eval_vector(&args[0], g)?;
+    let sel: Vec<Matcher> = match args.get(1).map(unwrap_paren) {
+        Some(Expr::Vector(vs)) => vs.matchers.clone(),
+        Some(_) => {
+            return Err(exec(
+                "expected a label selector as the second argument of info()",
+            ))
+        }
+        None => vec![],
+    };
+    let mut name_ms: Vec<Matcher> = sel
+        .iter()
+        .filter(|m| m.name == METRIC_NAME)
+        .cloned()
+        .collect();
+    if name_ms.is_empty() {
+        name_ms.push(Matcher::equal(METRIC_NAME, "target_info"));
+    }
+    let data_ms: Vec<Matcher> = sel
+        .iter()
+        .filter(|m| m.name != METRIC_NAME)
+        .cloned()
+        .collect();
+    let mut all = name_ms.clone();
+    all.extend(data_ms.iter().cloned());
+    // Some matcher must not match the empty string for the store to select by it.
+    if !all.iter().any(|m| !m.matches_empty()) {
+        all.push(
+            Matcher::new(MatchType::Regex, METRIC_NAME, ".+").map_err(|e| exec(e.to_string()))?,
+        );
+    }
+    let vs = super::ast::VectorSelector {
+        name: None,
+        matchers: all,
+        offset: 0,
+        at: None,
+        pos: 0,
+        durs: None,
+    };
+    let infos = ev.eval_selector(&vs, g, false)?;
+    let data_empty_ok = data_ms.iter().all(|m| m.matches_empty());
+    let key = |l: &Labels| -> (String, String) {
+        (
+            l.get(IDENT[0]).unwrap_or("").to_string(),
+            l.get(IDENT[1]).unwrap_or("").to_string(),
+        )
+    };
+    let mut by_key: std::collections::HashMap<(String, String), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, s) in infos.iter().enumerate() {
+        by_key.entry(key(&s.labels)).or_default().push(i);
+    }
+    let mut out = Out::new();
+    for s in base {
+        let is_info = name_ms.iter().all(|m| m.matches_labels(&s.labels));
+        let cands = by_key.get(&key(&s.labels));
+        for &(t, v) in &s.pts {
+            if is_info {
+                out.push(s.labels.clone(), s.drop_name, t, v)?;
+                continue;
+            }
+            let mut add: Vec<(String, String)> = Vec::new();
+            let mut matched = false;
+            for &ci in cands.map(|c| c.as_slice()).unwrap_or(&[]) {
+                let info = &infos[ci];
+                if !info.pts.iter().any(|p| p.0 == t) {
+                    continue;
+                }
+                matched = true;
+                for lb in info.labels.iter() {
+                    if lb.name == METRIC_NAME
+                        || IDENT.contains(&lb.name.as_str())
+                        || s.labels.get(&lb.name).is_some()
+                    {
+                        continue;
+                    }
+                    if !data_ms.is_empty() && !data_ms.iter().any(|m| m.name == lb.name) {
+                        continue;
+                    }
+                    match add.iter().find(|(n, _)| *n == lb.name) {
+                        Some((_, old)) if *old != lb.value => {
+                            return Err(exec(format!(
+                                "conflicting label {}: {} and {}",
+                                lb.name, old, lb.value
+                            )));
+                        }
+                        Some(_) => {}
+                        None => add.push((lb.name.clone(), lb.value.clone())),
+                    }
+                }
+            }
+            if !matched && !data_empty_ok {
+                continue;
+            }
+            let mut b = s.labels.builder();
+            for (n, v) in add {
+                b.set(n, v);
+            }
+            out.push(b.into_labels(), s.drop_name, t, v)?;
+        }
+    }
+    Ok(V::Vec(
+        out.series
+            .into_iter()
+            .filter(|s| !s.pts.is_empty())
+            .collect(),
+    ))
 }
