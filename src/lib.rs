@@ -10,6 +10,8 @@
 //! rules -> query engine + notifier; web -> everything (read-only views).
 
 pub mod model;
+pub mod notifier;
+pub mod rules;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
