@@ -126,6 +126,46 @@ pub fn format_e(v: f64, prec: usize, upper: bool) -> String {
     out
 }
 
+/// `strconv.FormatFloat(v, 'e', -1, 64)`: shortest digits in exponent form (`1e+00`), as the
+/// alerts API prints values.
+pub fn format_e_shortest(v: f64) -> String {
+    if let Some(s) = special(v) {
+        return s.to_string();
+    }
+    let (d, dp) = digits(v, None);
+    let mut out = String::new();
+    if v.is_sign_negative() && v != 0.0 {
+        out.push('-');
+    }
+    fmt_e(&mut out, &d, dp, d.len().saturating_sub(1), false);
+    out
+}
+
+/// RFC 3339 with up to millisecond precision in UTC (Go's `time.RFC3339Nano` of a UTC time);
+/// 0 prints Go's zero time, `0001-01-01T00:00:00Z`.
+pub fn format_rfc3339_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "0001-01-01T00:00:00Z".to_string();
+    }
+    let secs = ms.div_euclid(1000);
+    let frac = ms.rem_euclid(1000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let mut s = format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    if frac != 0 {
+        let f = format!("{frac:03}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
 /// Go's `%f` with precision (default 6).
 pub fn format_f(v: f64, prec: usize) -> String {
     if let Some(s) = special(v) {
@@ -259,6 +299,12 @@ mod tests {
         assert_eq!(format_e(1234.5, 2, false), "1.23e+03");
         assert_eq!(format_e(0.0, 1, false), "0.0e+00");
         assert_eq!(format_f(2.0 / 3.0, 2), "0.67");
+        assert_eq!(format_e_shortest(1.0), "1e+00");
+        assert_eq!(format_e_shortest(1234.5), "1.2345e+03");
+        assert_eq!(
+            format_rfc3339_ms(1_435_065_584_120),
+            "2015-06-23T13:19:44.12Z"
+        );
     }
 
     #[test]

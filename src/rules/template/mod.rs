@@ -461,6 +461,7 @@ pub struct Template {
 }
 
 /// How a list of nodes ended.
+#[allow(clippy::enum_variant_names)]
 enum End {
     Eof,
     End(usize),

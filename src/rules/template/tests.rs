@@ -48,11 +48,14 @@ fn expand(text: &str, value: f64, labels: &[(&str, &str)]) -> Result<String, Tem
     Template::parse("__alert_T", text)?.expand(&data(value, labels), &ctx())
 }
 
+/// Template, `$value`, `$labels`, expected output.
+type Case<'a> = (&'a str, f64, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn documented_examples_and_go_semantics() {
     let inst = &[("instance", "localhost:3000"), ("job", "node")][..];
     #[rustfmt::skip]
-    let cases: &[(&str, f64, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         // Template reference: humanize family (Prometheus docs and template_test.go values).
         ("{{ humanize $value }}", 1234567.0, &[], "1.235M"),
         ("{{ humanize $value }}", 0.0, &[], "0"),
