@@ -26,6 +26,15 @@ fn map_json(m: &std::collections::BTreeMap<String, String>) -> Value {
     )
 }
 
+/// A "last evaluation" time: 0 (never) prints Go's zero time, as Prometheus does.
+fn last_eval(ms: i64) -> String {
+    if ms == 0 {
+        "0001-01-01T00:00:00Z".to_string()
+    } else {
+        format_rfc3339_ms(ms)
+    }
+}
+
 fn success(data: Value) -> (u16, Vec<u8>) {
     let body = json!({"status": "success", "data": data});
     (200, serde_json::to_vec(&body).unwrap_or_default())
@@ -72,7 +81,7 @@ fn rule_json(rule: &RuleState, with_alerts: bool) -> Value {
             o["lastError"] = json!(rule.last_error);
         }
         o["evaluationTime"] = json!(rule.eval_secs);
-        o["lastEvaluation"] = json!(format_rfc3339_ms(rule.last_eval_ms));
+        o["lastEvaluation"] = json!(last_eval(rule.last_eval_ms));
     };
     match &rule.alerting {
         Some((_, st)) => {
@@ -165,7 +174,7 @@ pub(crate) fn rules(
             "interval": g.interval.as_secs_f64(),
             "limit": g.spec.limit,
             "evaluationTime": st.eval_secs,
-            "lastEvaluation": format_rfc3339_ms(st.last_eval_ms),
+            "lastEvaluation": last_eval(st.last_eval_ms),
         }));
     }
     success(json!({"groups": out}))

@@ -141,12 +141,8 @@ pub fn format_e_shortest(v: f64) -> String {
     out
 }
 
-/// RFC 3339 with up to millisecond precision in UTC (Go's `time.RFC3339Nano` of a UTC time);
-/// 0 prints Go's zero time, `0001-01-01T00:00:00Z`.
+/// RFC 3339 with up to millisecond precision in UTC (Go's `time.RFC3339Nano` of a UTC time).
 pub fn format_rfc3339_ms(ms: i64) -> String {
-    if ms == 0 {
-        return "0001-01-01T00:00:00Z".to_string();
-    }
     let secs = ms.div_euclid(1000);
     let frac = ms.rem_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
