@@ -508,9 +508,9 @@ fn for_state_restored_after_restart() {
     // expected activeAt after restoring (for: 30m, grace period 10m).
     #[rustfmt::skip]
     let cases: &[(&str, i64, i64, i64, i64)] = &[
-        ("pending 10m, down 5m: the down time does not count", 1000, 1000_000 + 10 * MIN, 1000_000 + 15 * MIN, 1000_000 + 5 * MIN),
-        ("pending 25m: fires no earlier than the grace period", 1000, 1000_000 + 25 * MIN, 1000_000 + 27 * MIN, 1000_000 + 27 * MIN + 10 * MIN - 30 * MIN),
-        ("was firing: keeps its activeAt and fires at once", 1000, 1000_000 + 40 * MIN, 1000_000 + 45 * MIN, 1000_000),
+        ("pending 10m, down 5m: the down time does not count", 1000, 1_000_000 + 10 * MIN, 1_000_000 + 15 * MIN, 1_000_000 + 5 * MIN),
+        ("pending 25m: fires no earlier than the grace period", 1000, 1_000_000 + 25 * MIN, 1_000_000 + 27 * MIN, 1_000_000 + 27 * MIN + 10 * MIN - 30 * MIN),
+        ("was firing: keeps its activeAt and fires at once", 1000, 1_000_000 + 40 * MIN, 1_000_000 + 45 * MIN, 1_000_000),
     ];
     for &(name, active_s, down_at, restart, want) in cases {
         let store = MemStorage::default();
