@@ -5,7 +5,8 @@
 //! overriding an alert's own) and applies `alert_relabel_configs`, then queues; a full queue drops
 //! the oldest alerts and counts them (`prometheus_notifications_dropped_total`), so memory is
 //! bounded and rule evaluation never waits for the network. Each batch goes to all Alertmanagers
-//! concurrently; a failed Alertmanager is retried with exponential backoff a few times, and a
+//! concurrently; a failed Alertmanager is retried with exponential backoff a few times (not on a
+//! 4xx answer), and a
 //! batch no Alertmanager accepted is counted as dropped. Firing alerts are re-sent by the rules
 //! every resend delay, so an Alertmanager that comes back catches up on its own.
 
@@ -315,6 +316,16 @@ impl Notifier {
                     am.errors.inc();
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(alertmanager = %am.url, count = n, attempt, error = %e, "error sending alerts");
+                    // A 4xx means the request itself is wrong: sending it again cannot help.
+                    if matches!(
+                        e,
+                        PostError::Status {
+                            status: 400..=499,
+                            ..
+                        } | PostError::Url { .. }
+                    ) {
+                        break;
+                    }
                 }
             }
         }
