@@ -171,6 +171,15 @@ impl Group {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Marks every alerting rule as restored (nothing to restore: loaded by a reload).
+    pub(crate) fn mark_restored(&self) {
+        for r in self.lock().rules.iter_mut() {
+            if let Some((_, a)) = &mut r.alerting {
+                a.restored = true;
+            }
+        }
+    }
+
     /// Drops this group's metrics (the group was removed by a reload).
     pub(crate) fn unregister_metrics(&self) {
         for name in METRIC_NAMES {

@@ -78,6 +78,8 @@ struct Slot {
     /// `Some(mark_stale)` stops the task; `mark_stale` writes stale markers for its series.
     stop: Option<watch::Sender<Option<bool>>>,
     task: Option<JoinHandle<()>>,
+    /// Whether `for` state is still to be restored after the first evaluation.
+    restore: bool,
 }
 
 #[derive(Default)]
@@ -174,6 +176,9 @@ impl RuleManager {
                     slots.push(o);
                 }
                 Some(mut o) => {
+                    // Rules without a predecessor have nothing to restore; matched rules take
+                    // their predecessor's flag in `copy_state_from`.
+                    g.mark_restored();
                     let prev = match (o.stop.take(), o.task.take()) {
                         (Some(stop), Some(task)) => {
                             let _ = stop.send(Some(false));
@@ -186,7 +191,12 @@ impl RuleManager {
                     };
                     slots.push(self.slot(g, rt.as_ref(), prev, false));
                 }
-                None => slots.push(self.slot(g, rt.as_ref(), None, should_restore)),
+                None => {
+                    if !should_restore {
+                        g.mark_restored();
+                    }
+                    slots.push(self.slot(g, rt.as_ref(), None, should_restore));
+                }
             }
         }
         for (_, mut o) in old {
@@ -218,12 +228,14 @@ impl RuleManager {
                     group: g,
                     stop: Some(tx),
                     task: Some(task),
+                    restore: false,
                 }
             }
             None => Slot {
                 group: g,
                 stop: None,
                 task: None,
+                restore,
             },
         }
     }
@@ -233,12 +245,11 @@ impl RuleManager {
         {
             let mut inner = self.lock();
             inner.runtime = Some(tokio::runtime::Handle::current());
-            let restore = true;
             let slots = std::mem::take(&mut inner.slots);
             let rt = inner.runtime.clone();
             inner.slots = slots
                 .into_iter()
-                .map(|s| self.slot(s.group, rt.as_ref(), None, restore))
+                .map(|s| self.slot(s.group, rt.as_ref(), None, s.restore))
                 .collect();
         }
         shutdown.started().await;

@@ -618,3 +618,31 @@ async fn run_evaluates_on_schedule_and_stops_on_shutdown() {
         "no evaluation after shutdown"
     );
 }
+
+#[test]
+fn only_the_first_load_waits_for_restoration() {
+    // Rows: loaded by the first load?, whether ALERTS is written before any restore.
+    for (first_load, want_written) in [(true, false), (false, true)] {
+        let f = fixture();
+        if !first_load {
+            f.load("empty.yml", "groups: []\n");
+        }
+        f.load(
+            "a.yml",
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: a\n",
+        );
+        f.set("a", vec![(lbl(&[("x", "1")]), 1.0)]);
+        f.mgr.eval_all_at(1_000);
+        let alerts = lbl(&[
+            ("__name__", "ALERTS"),
+            ("alertname", "A"),
+            ("alertstate", "firing"),
+            ("x", "1"),
+        ]);
+        assert_eq!(
+            !f.store.series(&alerts).is_empty(),
+            want_written,
+            "first load: {first_load}"
+        );
+    }
+}
