@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgeprom::model::Labels;
-use edgeprom::notifier::{alertmanager_url, Notifier, NotifierOptions};
+use edgeprom::notifier::{alertmanager_url, AlertmanagerEndpoint, Notifier, NotifierOptions};
 use edgeprom::rules::{Alert, NotifyFn, ParseFn, QueryFn, RuleManager, RuleManagerOptions};
 use edgeprom::storage::{Appendable, Appender, Result as SResult, SeriesRef};
 
@@ -176,8 +176,10 @@ fn setup(port: u16) -> Setup {
     let parse: ParseFn = Arc::new(|_: &str| Ok(()));
     let external = Labels::from_pairs([("site", "greenhouse")]);
     let notifier = Notifier::new(NotifierOptions {
-        alertmanager_urls: vec![alertmanager_url("http", &format!("127.0.0.1:{port}"), "")],
-        timeout: Duration::from_secs(2),
+        alertmanagers: vec![AlertmanagerEndpoint {
+            url: alertmanager_url("http", &format!("127.0.0.1:{port}"), ""),
+            timeout: Duration::from_secs(2),
+        }],
         external_labels: external.clone(),
         retry_backoff: Duration::from_millis(100),
         ..Default::default()

@@ -52,13 +52,22 @@ pub fn alertmanager_url(scheme: &str, addr: &str, path_prefix: &str) -> String {
     )
 }
 
-/// Notifier settings (the lead maps `alerting:` config onto these).
-#[derive(Clone, Debug)]
-pub struct NotifierOptions {
-    /// Full endpoint URLs (see [`alertmanager_url`]).
-    pub alertmanager_urls: Vec<String>,
+/// One Alertmanager to send to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertmanagerEndpoint {
+    /// Full endpoint URL (see [`alertmanager_url`]).
+    pub url: String,
     /// Per-request timeout (`timeout`, default 10s).
     pub timeout: Duration,
+}
+
+/// Notifier settings; [`NotifierOptions::from_config`] maps the `alerting:` config onto them.
+#[derive(Clone, Debug)]
+pub struct NotifierOptions {
+    /// Alertmanagers to send to.
+    pub alertmanagers: Vec<AlertmanagerEndpoint>,
+    /// Alertmanagers dropped by their `relabel_configs` (URLs), shown by the API.
+    pub dropped_alertmanagers: Vec<String>,
     /// Added to every alert unless the alert has the label already.
     pub external_labels: Labels,
     /// `alert_relabel_configs`, applied after external labels.
@@ -76,8 +85,8 @@ pub struct NotifierOptions {
 impl Default for NotifierOptions {
     fn default() -> Self {
         NotifierOptions {
-            alertmanager_urls: Vec::new(),
-            timeout: Duration::from_secs(10),
+            alertmanagers: Vec::new(),
+            dropped_alertmanagers: Vec::new(),
             external_labels: Labels::empty(),
             relabel_configs: Vec::new(),
             queue_capacity: 10_000,
@@ -85,6 +94,72 @@ impl Default for NotifierOptions {
             max_retries: 3,
             retry_backoff: Duration::from_millis(500),
         }
+    }
+}
+
+impl NotifierOptions {
+    /// Options from the `alerting:` section and `global.external_labels`: every static target
+    /// of every Alertmanager config becomes an endpoint after that config's `relabel_configs`
+    /// (which see `__address__`, `__scheme__`, `__alerts_path__` and the static labels, as in
+    /// Prometheus). `file_sd_configs` targets are fed later through
+    /// [`Notifier::set_alertmanagers`] by whoever watches the files.
+    pub fn from_config(cfg: &crate::config::AlertingConfig, external_labels: &Labels) -> Self {
+        let mut o = NotifierOptions {
+            external_labels: external_labels.clone(),
+            relabel_configs: cfg.alert_relabel_configs.clone(),
+            ..Default::default()
+        };
+        for am in &cfg.alertmanagers {
+            for sc in &am.static_configs {
+                for t in &sc.targets {
+                    let (ep, kept) = endpoint_for(am, t, &sc.labels);
+                    if kept {
+                        o.alertmanagers.push(ep);
+                    } else {
+                        o.dropped_alertmanagers.push(ep.url);
+                    }
+                }
+            }
+        }
+        o
+    }
+}
+
+/// The endpoint for one discovered Alertmanager address, and whether relabeling kept it.
+pub fn endpoint_for(
+    am: &crate::config::AlertmanagerConfig,
+    address: &str,
+    labels: &Labels,
+) -> (AlertmanagerEndpoint, bool) {
+    let path = format!("{}/api/v2/alerts", am.path_prefix.trim_end_matches('/'));
+    let mut b = labels.builder();
+    b.set("__address__", address);
+    b.set("__scheme__", am.scheme.clone());
+    b.set("__alerts_path__", path.clone());
+    let before = b.into_labels();
+    let url_of = |l: &Labels| {
+        format!(
+            "{}://{}{}",
+            l.get("__scheme__").unwrap_or("http"),
+            l.get("__address__").unwrap_or(""),
+            l.get("__alerts_path__").unwrap_or("")
+        )
+    };
+    match crate::model::relabel::process(&before, &am.relabel_configs) {
+        Some(l) if l.get("__address__").is_some() => (
+            AlertmanagerEndpoint {
+                url: url_of(&l),
+                timeout: am.timeout,
+            },
+            true,
+        ),
+        _ => (
+            AlertmanagerEndpoint {
+                url: url_of(&before),
+                timeout: am.timeout,
+            },
+            false,
+        ),
     }
 }
 
@@ -102,7 +177,7 @@ pub struct NotifierStats {
 }
 
 struct AmMetrics {
-    url: String,
+    ep: AlertmanagerEndpoint,
     sent: Arc<Counter>,
     errors: Arc<Counter>,
 }
@@ -113,7 +188,9 @@ pub struct Notifier {
     queue: Mutex<VecDeque<Alert>>,
     wake: Notify,
     poster: HttpPoster,
-    ams: Vec<AmMetrics>,
+    /// The current Alertmanagers; replaced as a whole by `set_alertmanagers`, snapshotted per batch.
+    ams: Mutex<Arc<Vec<AmMetrics>>>,
+    dropped_ams: Mutex<Vec<String>>,
     dropped: Arc<Counter>,
     queue_length: Arc<Gauge>,
     stats: NotifierStats,
@@ -123,38 +200,14 @@ impl Notifier {
     /// A notifier; start its [`Notifier::run`] task to deliver.
     pub fn new(opts: NotifierOptions) -> Arc<Self> {
         let r = Registry::global();
-        let ams = opts
-            .alertmanager_urls
-            .iter()
-            .map(|u| {
-                let l: &[(&str, &str)] = &[("alertmanager", u.as_str())];
-                AmMetrics {
-                    url: u.clone(),
-                    sent: r.counter(
-                        "prometheus_notifications_sent_total",
-                        "Total number of alerts sent.",
-                        l,
-                    ),
-                    errors: r.counter(
-                        "prometheus_notifications_errors_total",
-                        "Total number of errors sending alert notifications.",
-                        l,
-                    ),
-                }
-            })
-            .collect();
+        let ams = Self::am_metrics(&opts.alertmanagers);
         r.gauge(
             "prometheus_notifications_queue_capacity",
             "The capacity of the alert notifications queue.",
             &[],
         )
         .set(opts.queue_capacity as f64);
-        r.gauge(
-            "prometheus_notifications_alertmanagers_discovered",
-            "The number of alertmanagers discovered and active.",
-            &[],
-        )
-        .set(opts.alertmanager_urls.len() as f64);
+        Self::discovered_gauge().set(opts.alertmanagers.len() as f64);
         Arc::new(Notifier {
             dropped: r.counter(
                 "prometheus_notifications_dropped_total",
@@ -169,10 +222,54 @@ impl Notifier {
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             poster: HttpPoster::new(),
-            ams,
+            ams: Mutex::new(Arc::new(ams)),
+            dropped_ams: Mutex::new(opts.dropped_alertmanagers.clone()),
             opts,
             stats: NotifierStats::default(),
         })
+    }
+
+    fn discovered_gauge() -> Arc<Gauge> {
+        Registry::global().gauge(
+            "prometheus_notifications_alertmanagers_discovered",
+            "The number of alertmanagers discovered and active.",
+            &[],
+        )
+    }
+
+    fn am_metrics(eps: &[AlertmanagerEndpoint]) -> Vec<AmMetrics> {
+        let r = Registry::global();
+        eps.iter()
+            .map(|ep| {
+                let l: &[(&str, &str)] = &[("alertmanager", ep.url.as_str())];
+                AmMetrics {
+                    ep: ep.clone(),
+                    sent: r.counter(
+                        "prometheus_notifications_sent_total",
+                        "Total number of alerts sent.",
+                        l,
+                    ),
+                    errors: r.counter(
+                        "prometheus_notifications_errors_total",
+                        "Total number of errors sending alert notifications.",
+                        l,
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    /// Replaces the Alertmanager set (reload, file discovery). Batches in flight finish with
+    /// the old set.
+    pub fn set_alertmanagers(&self, active: Vec<AlertmanagerEndpoint>, dropped: Vec<String>) {
+        let ams = Self::am_metrics(&active);
+        Self::discovered_gauge().set(ams.len() as f64);
+        *self.ams.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(ams);
+        *self.dropped_ams.lock().unwrap_or_else(|e| e.into_inner()) = dropped;
+    }
+
+    fn snapshot(&self) -> Arc<Vec<AmMetrics>> {
+        self.ams.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// This notifier's counters.
@@ -272,16 +369,17 @@ impl Notifier {
 
     /// Sends one batch to every Alertmanager concurrently; true if at least one accepted it.
     async fn send_all(self: &Arc<Self>, batch: &[Alert], retry: bool) -> bool {
-        if self.ams.is_empty() {
+        let ams = self.snapshot();
+        if ams.is_empty() {
             return true;
         }
         let body = Bytes::from(encode_alerts(batch));
         let mut set = tokio::task::JoinSet::new();
-        for i in 0..self.ams.len() {
-            let me = self.clone();
+        for i in 0..ams.len() {
+            let (me, ams) = (self.clone(), ams.clone());
             let body = body.clone();
             let n = batch.len();
-            set.spawn(async move { me.send_one(i, body, n, retry).await });
+            set.spawn(async move { me.send_one(&ams[i], body, n, retry).await });
         }
         let mut ok = false;
         while let Some(r) = set.join_next().await {
@@ -295,8 +393,7 @@ impl Notifier {
         ok
     }
 
-    async fn send_one(&self, i: usize, body: Bytes, n: usize, retry: bool) -> bool {
-        let am = &self.ams[i];
+    async fn send_one(&self, am: &AmMetrics, body: Bytes, n: usize, retry: bool) -> bool {
         let attempts = if retry { self.opts.max_retries + 1 } else { 1 };
         let mut backoff = self.opts.retry_backoff;
         for attempt in 0..attempts {
@@ -306,7 +403,7 @@ impl Notifier {
             }
             let r = self
                 .poster
-                .post_json(&am.url, body.clone(), self.opts.timeout)
+                .post_json(&am.ep.url, body.clone(), am.ep.timeout)
                 .await;
             am.sent.add(n as f64);
             self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -315,7 +412,7 @@ impl Notifier {
                 Err(e) => {
                     am.errors.inc();
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(alertmanager = %am.url, count = n, attempt, error = %e, "error sending alerts");
+                    tracing::error!(alertmanager = %am.ep.url, count = n, attempt, error = %e, "error sending alerts");
                     // A 4xx means the request itself is wrong: sending it again cannot help.
                     if matches!(
                         e,
@@ -337,10 +434,21 @@ impl Notifier {
         if path.trim_end_matches('/') != "/api/v1/alertmanagers" {
             return None;
         }
-        let active: Vec<Value> = self.ams.iter().map(|a| json!({"url": a.url})).collect();
+        let active: Vec<Value> = self
+            .snapshot()
+            .iter()
+            .map(|a| json!({"url": a.ep.url}))
+            .collect();
+        let dropped: Vec<Value> = self
+            .dropped_ams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|u| json!({"url": u}))
+            .collect();
         let body = json!({
             "status": "success",
-            "data": {"activeAlertmanagers": active, "droppedAlertmanagers": []},
+            "data": {"activeAlertmanagers": active, "droppedAlertmanagers": dropped},
         });
         Some((200, serde_json::to_vec(&body).unwrap_or_default()))
     }

@@ -72,8 +72,13 @@ fn alert(name: &str, extra: &[(&str, &str)]) -> Alert {
 
 fn opts(urls: Vec<String>) -> NotifierOptions {
     NotifierOptions {
-        alertmanager_urls: urls,
-        timeout: Duration::from_secs(2),
+        alertmanagers: urls
+            .into_iter()
+            .map(|url| AlertmanagerEndpoint {
+                url,
+                timeout: Duration::from_secs(2),
+            })
+            .collect(),
         retry_backoff: Duration::from_millis(20),
         ..Default::default()
     }
@@ -265,4 +270,79 @@ async fn unreachable_alertmanager_never_blocks_send() {
     assert!(n.stats().dropped.load(Ordering::Relaxed) >= 64);
     trigger.trigger();
     task.await.unwrap();
+}
+
+#[test]
+fn options_from_alerting_config() {
+    let cfg = crate::config::load_str(
+        r#"
+global:
+  external_labels: {site: greenhouse}
+alerting:
+  alert_relabel_configs:
+    - source_labels: [severity]
+      regex: debug
+      action: drop
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:9093", "127.0.0.1:9094"]
+      path_prefix: /am/
+      timeout: 3s
+      relabel_configs:
+        - source_labels: [__address__]
+          regex: ".*:9094"
+          action: drop
+    - scheme: http
+      static_configs:
+        - targets: ["localhost:19093"]
+"#,
+        "edgeprom.yml",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let o = NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels);
+    assert_eq!(
+        o.alertmanagers,
+        vec![
+            AlertmanagerEndpoint {
+                url: "http://127.0.0.1:9093/am/api/v2/alerts".to_string(),
+                timeout: Duration::from_secs(3),
+            },
+            AlertmanagerEndpoint {
+                url: "http://localhost:19093/api/v2/alerts".to_string(),
+                timeout: Duration::from_secs(10),
+            },
+        ]
+    );
+    assert_eq!(
+        o.dropped_alertmanagers,
+        vec!["http://127.0.0.1:9094/am/api/v2/alerts".to_string()]
+    );
+    let n = Notifier::new(o);
+    n.send(vec![
+        alert("Dbg", &[("severity", "debug")]),
+        alert("Page", &[("severity", "page")]),
+    ]);
+    let q: Vec<Labels> = n.lock().iter().map(|a| a.labels.clone()).collect();
+    assert_eq!(
+        q,
+        vec![Labels::from_pairs([
+            ("alertname", "Page"),
+            ("severity", "page"),
+            ("site", "greenhouse")
+        ])]
+    );
+    let (_, body) = n.handle_api("/api/v1/alertmanagers", &[]).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["data"]["droppedAlertmanagers"][0]["url"],
+        "http://127.0.0.1:9094/am/api/v2/alerts"
+    );
+    n.set_alertmanagers(vec![], vec![]);
+    let (_, body) = n.handle_api("/api/v1/alertmanagers", &[]).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["data"]["activeAlertmanagers"].as_array().unwrap().len(),
+        0
+    );
 }
