@@ -11,6 +11,8 @@
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
+//! - `rules`: rule files, recording and alerting rules, templates, `/api/v1/rules|alerts`.
+//! - `notifier`: the Alertmanager client with its bounded queue, `/api/v1/alertmanagers`.
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).

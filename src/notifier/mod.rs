@@ -357,13 +357,26 @@ impl Notifier {
                 _ = self.send_all(&batch, true) => {}
             }
         }
-        // Drain on shutdown: one attempt per remaining batch, no retries.
-        loop {
-            let batch = self.next_batch();
-            if batch.is_empty() {
-                break;
+        // Drain on shutdown: one attempt per remaining batch, no retries, and no longer than
+        // one request timeout in total so a dead Alertmanager cannot hold up the shutdown.
+        let limit = self
+            .snapshot()
+            .iter()
+            .map(|a| a.ep.timeout)
+            .max()
+            .unwrap_or_default();
+        let drain = async {
+            loop {
+                let batch = self.next_batch();
+                if batch.is_empty() {
+                    break;
+                }
+                self.send_all(&batch, false).await;
             }
-            self.send_all(&batch, false).await;
+        };
+        if tokio::time::timeout(limit, drain).await.is_err() {
+            let left = self.lock().len();
+            self.count_dropped(left);
         }
     }
 

@@ -471,7 +471,12 @@ enum End {
 struct Parser<'a> {
     name: &'a str,
     items: std::vec::IntoIter<Item>,
+    /// Variables in scope (Go checks them when parsing).
+    vars: Vec<String>,
 }
+
+/// Variables every rule template has (Prometheus prepends their definitions).
+const PREDEFINED: &[&str] = &["", "labels", "externalLabels", "externalURL", "value"];
 
 impl Parser<'_> {
     fn err(&self, line: usize, msg: impl Into<String>) -> TemplateError {
@@ -519,6 +524,18 @@ impl Parser<'_> {
     }
 
     fn control(&mut self, kw: &str, line: usize, toks: &[Token]) -> Result<Node, TemplateError> {
+        let mark = self.vars.len();
+        let r = self.control_scoped(kw, line, toks);
+        self.vars.truncate(mark);
+        r
+    }
+
+    fn control_scoped(
+        &mut self,
+        kw: &str,
+        line: usize,
+        toks: &[Token],
+    ) -> Result<Node, TemplateError> {
         let pipe = self.pipeline(line, toks, true)?;
         if pipe.cmds.is_empty() {
             return Err(self.err(line, format!("missing value for {kw}")));
@@ -556,7 +573,12 @@ impl Parser<'_> {
         })
     }
 
-    fn pipeline(&self, line: usize, toks: &[Token], top: bool) -> Result<Pipeline, TemplateError> {
+    fn pipeline(
+        &mut self,
+        line: usize,
+        toks: &[Token],
+        top: bool,
+    ) -> Result<Pipeline, TemplateError> {
         let mut i = 0;
         let mut decl = Vec::new();
         let mut assign = false;
@@ -580,7 +602,16 @@ impl Parser<'_> {
                 _ => break,
             }
         }
-        let _ = top;
+        if !top && !decl.is_empty() {
+            return Err(self.err(line, "variable declaration in parenthesized pipeline"));
+        }
+        if assign {
+            for v in &decl {
+                if !self.vars.contains(v) {
+                    return Err(self.err(line, format!("undefined variable \"${v}\"")));
+                }
+            }
+        }
         let mut cmds = Vec::new();
         let mut cmd: Vec<Operand> = Vec::new();
         while i < toks.len() {
@@ -611,6 +642,9 @@ impl Parser<'_> {
         if cmds.is_empty() && !decl.is_empty() {
             return Err(self.err(line, "missing value for command"));
         }
+        if !assign {
+            self.vars.extend(decl.iter().cloned());
+        }
         Ok(Pipeline {
             line,
             decl,
@@ -621,7 +655,7 @@ impl Parser<'_> {
 
     /// One operand starting at `i`, with any adjacent field chain; returns the next index.
     fn operand(
-        &self,
+        &mut self,
         line: usize,
         toks: &[Token],
         mut i: usize,
@@ -640,7 +674,12 @@ impl Parser<'_> {
                 Operand::Dot(Vec::new())
             }
             Tok::Dot => Operand::Dot(Vec::new()),
-            Tok::Var(v) => Operand::Var(v.clone(), Vec::new()),
+            Tok::Var(v) => {
+                if !self.vars.contains(v) {
+                    return Err(self.err(line, format!("undefined variable \"${v}\"")));
+                }
+                Operand::Var(v.clone(), Vec::new())
+            }
             Tok::Str(s) => Operand::Lit(Value::Str(s.clone())),
             Tok::Char(c) => Operand::Lit(Value::Int(*c as i64)),
             Tok::Num(n) => Operand::Lit(
@@ -724,6 +763,7 @@ impl Template {
         let mut p = Parser {
             name,
             items: items.into_iter(),
+            vars: PREDEFINED.iter().map(|s| s.to_string()).collect(),
         };
         let (root, end) = p.list()?;
         match end {

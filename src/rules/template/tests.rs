@@ -139,6 +139,9 @@ fn parse_errors_like_go() {
         ("{{ template \"x\" }}", "template: __alert_T:1: {{template}} is not supported"),
         ("{{ if true }}{{ else }}{{ else }}{{ end }}", "template: __alert_T:1: expected end; found {{else}}"),
         ("{{ 1 | }}", "template: __alert_T:1: missing command"),
+        ("{{ $nope }}", "template: __alert_T:1: undefined variable \"$nope\""),
+        ("{{ if true }}{{ $x := 1 }}{{ end }}{{ $x }}", "template: __alert_T:1: undefined variable \"$x\""),
+        ("{{ $y = 1 }}", "template: __alert_T:1: undefined variable \"$y\""),
     ];
     for &(tmpl, want) in cases {
         match Template::parse("__alert_T", tmpl) {
@@ -156,7 +159,6 @@ fn execution_errors_name_the_function() {
         ("{{ query \"bad(\" }}", "error calling query: 1:5: parse error"),
         ("{{ humanize \"abc\" }}", "error calling humanize: strconv.ParseFloat"),
         ("{{ gt $value 1 }}", "incompatible types for comparison"),
-        ("{{ $nope }}", "undefined variable: $nope"),
         ("{{ $value 1 }}", "can't give argument to non-function"),
         ("{{ .Nope }}", "can't evaluate field Nope"),
     ];
