@@ -107,7 +107,15 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         }
     }
 
+    let tsdb = crate::tsdb::Tsdb::open(tsdb_options(&flags))
+        .map_err(|e| AppError::Other(format!("opening storage: {}", error_chain(&e))))?;
+    tracing::info!(path = %flags.storage_path.display(), "storage opened");
+
     let (trigger, shutdown) = shutdown::channel();
+    // Storage gets its own shutdown signal: it must outlive the scrapers and rules that append
+    // to it, so it is stopped last, after intake has stopped.
+    let (storage_trigger, storage_shutdown) = shutdown::channel();
+    let storage_task = tokio::spawn(tsdb.clone().run(storage_shutdown));
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (quit_tx, mut quit_rx) = mpsc::channel::<()>(1);
 
@@ -120,6 +128,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             (false, s) => format!("{} or {}MiB", config::format_duration(t), s >> 20),
         }
     };
+    let scrape = crate::scrape::ScrapeManager::new(tsdb.clone());
     let node = Arc::new(crate::node::NodeExporter::new(node_options(&flags)?));
     let mut texts: BTreeMap<String, web::TextFn> = BTreeMap::new();
     texts.insert(
@@ -149,7 +158,10 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         storage_retention: retention,
         reload_tx,
         quit_tx,
-        apis: Vec::new(),
+        apis: vec![tsdb_status_api(tsdb.clone()), {
+            let scrape = scrape.clone();
+            Arc::new(move |path: &str, params: &[(String, String)]| scrape.handle_api(path, params))
+        }],
         texts,
     });
 
@@ -162,6 +174,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     ));
     tracing::info!(address = %local, "listening");
 
+    apply_config(&cfg, &scrape)?;
     // The first config is applied: ready.
     reload_ok.set(1.0);
     reload_ts.set(web::now_ms() as f64 / 1000.0);
@@ -189,13 +202,15 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             r = reload_rx.recv() => match r { Some(tx) => Some(tx), None => break },
         };
         let res = match source.load(&self_addr) {
-            Ok(new_cfg) => {
-                let new_cfg = Arc::new(new_cfg);
-                if let Ok(mut c) = state.config.write() {
-                    *c = new_cfg;
+            Ok(new_cfg) => match apply_config(&new_cfg, &scrape) {
+                Ok(()) => {
+                    if let Ok(mut c) = state.config.write() {
+                        *c = Arc::new(new_cfg);
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
+                Err(e) => Err(error_chain(&e)),
+            },
             Err(e) => Err(error_chain(&e)),
         };
         match &res {
@@ -225,10 +240,60 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
 
     crate::sdnotify::notify("STOPPING=1");
     state.ready.store(false, Ordering::Release);
+    // Stop intake first (scrapes, then the web server), then storage flushes last.
+    scrape.stop().await;
     trigger.trigger();
     let _ = server.await;
+    storage_trigger.trigger();
+    let _ = storage_task.await;
+    if let Err(e) = tsdb.close() {
+        tracing::error!(err = %error_chain(&e), "final flush failed");
+    }
     tracing::info!("see you next time!");
     Ok(())
+}
+
+/// Applies a (new) config to every component that uses it.
+fn apply_config(cfg: &Config, scrape: &crate::scrape::ScrapeManager) -> Result<(), AppError> {
+    scrape
+        .apply_config(&cfg.scrape_configs)
+        .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))
+}
+
+/// Storage options from the `--storage.tsdb.*` flags.
+pub fn tsdb_options(flags: &ServerFlags) -> crate::tsdb::Options {
+    crate::tsdb::Options {
+        path: flags.storage_path.clone(),
+        retention_time: flags.effective_retention_time(),
+        retention_size: flags.retention_size,
+        flush_interval: flags
+            .flush_interval
+            .unwrap_or(crate::tsdb::DEFAULT_FLUSH_INTERVAL),
+        max_series: flags.max_series,
+    }
+}
+
+/// `/api/v1/status/tsdb` (`limit` defaults to 10, as in Prometheus).
+fn tsdb_status_api(tsdb: Arc<crate::tsdb::Tsdb>) -> web::ApiFn {
+    Arc::new(move |path, params| {
+        if path != "/api/v1/status/tsdb" {
+            return None;
+        }
+        let limit = match params
+            .iter()
+            .find(|(k, _)| k == "limit")
+            .map(|(_, v)| v.parse::<usize>())
+        {
+            None => 10,
+            Some(Ok(n)) if n > 0 => n,
+            _ => {
+                let body = serde_json::json!({"status": "error", "errorType": "bad_data", "error": "limit must be a positive number"});
+                return Some((400, serde_json::to_vec(&body).unwrap_or_default()));
+            }
+        };
+        let body = serde_json::json!({"status": "success", "data": tsdb.status(limit)});
+        Some((200, serde_json::to_vec(&body).unwrap_or_default()))
+    })
 }
 
 /// Node exporter options from the `--path.*` and `--[no-]collector.*` flags; an unknown

@@ -11,6 +11,7 @@
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
+//! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
 //! - `rules`: rule files, recording and alerting rules, templates, `/api/v1/rules|alerts`.
 //! - `notifier`: the Alertmanager client with its bounded queue, `/api/v1/alertmanagers`.
 //!
@@ -22,13 +23,16 @@ pub mod build_info;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod http_client;
 pub mod logging;
 pub mod model;
 pub mod node;
 pub mod notifier;
 pub mod rules;
+pub mod scrape;
 pub mod sdnotify;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
+pub mod tsdb;
 pub mod web;
