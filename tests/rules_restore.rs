@@ -50,7 +50,12 @@ fn rfc3339(ms: i64) -> String {
         (yoe + era * 400 + i64::from(m <= 2), m, d)
     };
     let sod = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod / 60 % 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 #[test]
@@ -100,11 +105,17 @@ fn for_state_survives_a_restart() {
     let s = set.next().expect("ALERTS_FOR_STATE stored");
     assert_eq!(
         s.labels,
-        Labels::from_pairs([("__name__", "ALERTS_FOR_STATE"), ("alertname", "DrySoil"), ("bed", "3")])
+        Labels::from_pairs([
+            ("__name__", "ALERTS_FOR_STATE"),
+            ("alertname", "DrySoil"),
+            ("bed", "3")
+        ])
     );
     let samples: Vec<(i64, f64)> = s.samples.collect();
     assert_eq!(samples.len(), 11);
-    assert!(samples.iter().all(|&(_, v)| !is_stale_nan(v) && v == (t0 / 1000) as f64));
+    assert!(samples
+        .iter()
+        .all(|&(_, v)| !is_stale_nan(v) && v == (t0 / 1000) as f64));
 
     // ...and the restored activeAt leaves out the 5 minutes of downtime.
     let restart = t0 + 15 * MIN;
@@ -113,7 +124,11 @@ fn for_state_survives_a_restart() {
     mgr.restore_all_at(restart);
     assert_eq!(alert_json(&mgr)["activeAt"], rfc3339(t0 + 5 * MIN));
     mgr.eval_all_at(t0 + 34 * MIN);
-    assert_eq!(alert_json(&mgr)["state"], "pending", "29 minutes counted so far");
+    assert_eq!(
+        alert_json(&mgr)["state"],
+        "pending",
+        "29 minutes counted so far"
+    );
     mgr.eval_all_at(t0 + 35 * MIN);
     assert_eq!(alert_json(&mgr)["state"], "firing", "30 minutes counted");
     db.close().unwrap();
