@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgeprom::model::Labels;
-use edgeprom::notifier::{alertmanager_url, AlertmanagerEndpoint, Notifier, NotifierOptions};
+use edgeprom::notifier::{alertmanager_url, Notifier, NotifierOptions};
 use edgeprom::rules::{Alert, NotifyFn, ParseFn, QueryFn, RuleManager, RuleManagerOptions};
 use edgeprom::storage::{Appendable, Appender, Result as SResult, SeriesRef};
 
@@ -175,15 +175,24 @@ fn setup(port: u16) -> Setup {
     });
     let parse: ParseFn = Arc::new(|_: &str| Ok(()));
     let external = Labels::from_pairs([("site", "greenhouse")]);
-    let notifier = Notifier::new(NotifierOptions {
-        alertmanagers: vec![AlertmanagerEndpoint {
-            url: alertmanager_url("http", &format!("127.0.0.1:{port}"), ""),
-            timeout: Duration::from_secs(2),
-        }],
-        external_labels: external.clone(),
-        retry_backoff: Duration::from_millis(100),
-        ..Default::default()
-    });
+    // The Alertmanager comes from an `alerting:` config, so batches go through the shared
+    // HTTP client (the one that carries TLS and auth settings).
+    let cfg = edgeprom::config::load_str(
+        &format!(
+            "global:\n  external_labels: {{site: greenhouse}}\nalerting:\n  alertmanagers:\n    - timeout: 2s\n      static_configs:\n        - targets: [\"127.0.0.1:{port}\"]\n"
+        ),
+        "edgeprom.yml",
+        dir.path(),
+    )
+    .unwrap();
+    let mut nopts =
+        NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels).unwrap();
+    assert_eq!(
+        nopts.alertmanagers[0].url,
+        alertmanager_url("http", &format!("127.0.0.1:{port}"), "")
+    );
+    nopts.retry_backoff = Duration::from_millis(100);
+    let notifier = Notifier::new(nopts);
     let n2 = notifier.clone();
     let notify: NotifyFn = Arc::new(move |alerts: Vec<Alert>| n2.send(alerts));
     let mut opts =

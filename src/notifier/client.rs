@@ -1,8 +1,6 @@
-//! A minimal HTTP/1 POST client for `http://` Alertmanagers (hyper-util's pooled client).
-//!
-//! TODO(http_client): switch to the shared `crate::http_client` (TLS, basic_auth,
-//! authorization) once it lands on main; until then `https://` URLs are refused with an error
-//! that says so.
+//! POSTing alert batches: through the shared [`crate::http_client::HttpClient`] (TLS,
+//! basic_auth, authorization, proxy) for Alertmanagers from the config, or through a minimal
+//! hyper-util client for plain `http://` endpoints given without HTTP settings.
 
 use std::time::Duration;
 
@@ -125,6 +123,48 @@ impl HttpPoster {
         tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| PostError::Timeout(timeout))?
+    }
+}
+
+/// POSTs a JSON body through the shared client; succeeds on any 2xx status.
+pub async fn post_with(
+    client: &crate::http_client::HttpClient,
+    url: &str,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(), PostError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| PostError::Url {
+            url: url.to_string(),
+            msg: e.to_string(),
+        })?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let mut resp = Vec::new();
+    // The answer of an Alertmanager is tiny; 64 KiB bounds a misbehaving one.
+    let fut = client.request_into(
+        http::Method::POST,
+        &uri,
+        &headers,
+        body,
+        &mut resp,
+        64 * 1024,
+    );
+    let head = tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| PostError::Timeout(timeout))?
+        .map_err(|e| PostError::Transport(error_chain(&e)))?;
+    if head.status.is_success() {
+        Ok(())
+    } else {
+        Err(PostError::Status {
+            status: head.status.as_u16(),
+            body: String::from_utf8_lossy(&resp[..resp.len().min(512)]).into_owned(),
+        })
     }
 }
 

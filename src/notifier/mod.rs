@@ -53,12 +53,21 @@ pub fn alertmanager_url(scheme: &str, addr: &str, path_prefix: &str) -> String {
 }
 
 /// One Alertmanager to send to.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct AlertmanagerEndpoint {
     /// Full endpoint URL (see [`alertmanager_url`]).
     pub url: String,
     /// Per-request timeout (`timeout`, default 10s).
     pub timeout: Duration,
+    /// The shared client built from the Alertmanager config's HTTP settings (TLS, basic_auth,
+    /// authorization); `None` uses the notifier's plain `http://` client.
+    pub client: Option<Arc<crate::http_client::HttpClient>>,
+}
+
+impl PartialEq for AlertmanagerEndpoint {
+    fn eq(&self, o: &Self) -> bool {
+        self.url == o.url && self.timeout == o.timeout
+    }
 }
 
 /// Notifier settings; [`NotifierOptions::from_config`] maps the `alerting:` config onto them.
@@ -103,16 +112,22 @@ impl NotifierOptions {
     /// (which see `__address__`, `__scheme__`, `__alerts_path__` and the static labels, as in
     /// Prometheus). `file_sd_configs` targets are fed later through
     /// [`Notifier::set_alertmanagers`] by whoever watches the files.
-    pub fn from_config(cfg: &crate::config::AlertingConfig, external_labels: &Labels) -> Self {
+    pub fn from_config(
+        cfg: &crate::config::AlertingConfig,
+        external_labels: &Labels,
+    ) -> Result<Self, String> {
         let mut o = NotifierOptions {
             external_labels: external_labels.clone(),
             relabel_configs: cfg.alert_relabel_configs.clone(),
             ..Default::default()
         };
-        for am in &cfg.alertmanagers {
+        for (i, am) in cfg.alertmanagers.iter().enumerate() {
+            let client = crate::http_client::HttpClient::new(&am.http)
+                .map_err(|e| format!("alertmanagers[{i}]: {e}"))?;
+            let client = Arc::new(client);
             for sc in &am.static_configs {
                 for t in &sc.targets {
-                    let (ep, kept) = endpoint_for(am, t, &sc.labels);
+                    let (ep, kept) = endpoint_for(am, t, &sc.labels, Some(client.clone()));
                     if kept {
                         o.alertmanagers.push(ep);
                     } else {
@@ -121,7 +136,7 @@ impl NotifierOptions {
                 }
             }
         }
-        o
+        Ok(o)
     }
 }
 
@@ -130,6 +145,7 @@ pub fn endpoint_for(
     am: &crate::config::AlertmanagerConfig,
     address: &str,
     labels: &Labels,
+    client: Option<Arc<crate::http_client::HttpClient>>,
 ) -> (AlertmanagerEndpoint, bool) {
     let path = format!("{}/api/v2/alerts", am.path_prefix.trim_end_matches('/'));
     let mut b = labels.builder();
@@ -150,6 +166,7 @@ pub fn endpoint_for(
             AlertmanagerEndpoint {
                 url: url_of(&l),
                 timeout: am.timeout,
+                client,
             },
             true,
         ),
@@ -157,6 +174,7 @@ pub fn endpoint_for(
             AlertmanagerEndpoint {
                 url: url_of(&before),
                 timeout: am.timeout,
+                client,
             },
             false,
         ),
@@ -414,10 +432,14 @@ impl Notifier {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
-            let r = self
-                .poster
-                .post_json(&am.ep.url, body.clone(), am.ep.timeout)
-                .await;
+            let r = match &am.ep.client {
+                Some(c) => client::post_with(c, &am.ep.url, body.clone(), am.ep.timeout).await,
+                None => {
+                    self.poster
+                        .post_json(&am.ep.url, body.clone(), am.ep.timeout)
+                        .await
+                }
+            };
             am.sent.add(n as f64);
             self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
             match r {

@@ -77,6 +77,7 @@ fn opts(urls: Vec<String>) -> NotifierOptions {
             .map(|url| AlertmanagerEndpoint {
                 url,
                 timeout: Duration::from_secs(2),
+                client: None,
             })
             .collect(),
         retry_backoff: Duration::from_millis(20),
@@ -300,17 +301,20 @@ alerting:
         std::path::Path::new("."),
     )
     .unwrap();
-    let o = NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels);
+    let o = NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels).unwrap();
+    assert!(o.alertmanagers.iter().all(|a| a.client.is_some()));
     assert_eq!(
         o.alertmanagers,
         vec![
             AlertmanagerEndpoint {
                 url: "http://127.0.0.1:9093/am/api/v2/alerts".to_string(),
                 timeout: Duration::from_secs(3),
+                client: None,
             },
             AlertmanagerEndpoint {
                 url: "http://localhost:19093/api/v2/alerts".to_string(),
                 timeout: Duration::from_secs(10),
+                client: None,
             },
         ]
     );
