@@ -12,6 +12,8 @@
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
 //! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
+//! - `rules`: rule files, recording and alerting rules, templates, `/api/v1/rules|alerts`.
+//! - `notifier`: the Alertmanager client with its bounded queue, `/api/v1/alertmanagers`.
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
@@ -26,6 +28,8 @@ pub mod logging;
 pub mod model;
 pub mod node;
 pub mod promql;
+pub mod notifier;
+pub mod rules;
 pub mod scrape;
 pub mod sdnotify;
 pub mod selfmetrics;
