@@ -11,6 +11,7 @@
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
+//! - `remote`: remote write (storage-backed queues), `/federate` and remote read.
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
@@ -23,6 +24,7 @@ pub mod config;
 pub mod logging;
 pub mod model;
 pub mod node;
+pub mod remote;
 pub mod sdnotify;
 pub mod selfmetrics;
 pub mod shutdown;
