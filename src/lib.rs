@@ -12,6 +12,7 @@
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
 //! - `remote`: remote write (storage-backed queues), `/federate` and remote read.
+//! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
@@ -29,4 +30,5 @@ pub mod sdnotify;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
+pub mod tsdb;
 pub mod web;
