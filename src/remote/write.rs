@@ -179,13 +179,7 @@ impl RemoteWriter {
             let mut want: HashMap<u64, RemoteWriteConfig> = HashMap::new();
             for c in cfgs {
                 let id = xxhash_rust::xxh3::xxh3_64(
-                    format!(
-                        "{}|{:?}|{}",
-                        serde_json::to_string(&c).unwrap_or_default(),
-                        c,
-                        ext
-                    )
-                    .as_bytes(),
+                    format!("{:?}|{}|{}", c, secrets_fingerprint(&c), ext).as_bytes(),
                 );
                 want.insert(id, c);
             }
@@ -228,6 +222,28 @@ impl RemoteWriter {
             let _ = task.await;
         }
     }
+}
+
+/// The secret values of an entry (hidden from `Debug`), so a changed password restarts its queue.
+fn secrets_fingerprint(c: &RemoteWriteConfig) -> u64 {
+    let mut s = String::new();
+    for v in c.headers.values() {
+        s.push_str(&v.0);
+        s.push('\0');
+    }
+    if let Some(p) = c.http.basic_auth.as_ref().and_then(|b| b.password.as_ref()) {
+        s.push_str(&p.0);
+    }
+    s.push('\0');
+    if let Some(p) = c
+        .http
+        .authorization
+        .as_ref()
+        .and_then(|a| a.credentials.as_ref())
+    {
+        s.push_str(&p.0);
+    }
+    xxhash_rust::xxh3::xxh3_64(s.as_bytes())
 }
 
 fn now_ms() -> i64 {
@@ -491,6 +507,9 @@ impl Queue {
         };
         q.shared.sent_until.store(start, Ordering::Release);
         q.metrics.highest_sent.set(start as f64 / 1000.0);
+        q.metrics
+            .shards
+            .set(q.cfg.queue_config.min_shards.max(1) as f64);
         tracing::info!(remote_name = %q.shared.name, url = %q.cfg.url, resume_from_ms = start, "remote write queue started");
         let mut cursor = start;
         let mut persisted = start;
@@ -506,7 +525,8 @@ impl Queue {
         let mps = q.cfg.queue_config.max_samples_per_send.max(1);
         let mut relabel_cache: HashMap<u64, (Labels, Option<Labels>)> = HashMap::new();
         loop {
-            if *stop.borrow() {
+            // A dropped sender (the writer's task was aborted) counts as a stop.
+            if *stop.borrow() || stop.has_changed().is_err() {
                 break;
             }
             let now = now_ms();
@@ -798,7 +818,7 @@ impl Queue {
                     }
                 }
             }
-            if *stop.borrow() {
+            if *stop.borrow() || stop.has_changed().is_err() {
                 return false;
             }
         }
