@@ -131,3 +131,76 @@ pub fn federate(
     }
     (200, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::stale_nan;
+    use crate::remote::testutil::VecStore;
+
+    fn l(p: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(p.iter().copied())
+    }
+
+    fn store() -> VecStore {
+        VecStore(vec![
+            (
+                l(&[("__name__", "up"), ("job", "b"), ("instance", "x:1")]),
+                vec![(1_000, 0.0), (9_000, 1.0)],
+            ),
+            (l(&[("__name__", "up"), ("job", "a")]), vec![(8_000, 1.0)]),
+            (l(&[("__name__", "old"), ("job", "a")]), vec![(1_000, 5.0)]),
+            (
+                l(&[("__name__", "gone"), ("job", "a")]),
+                vec![(8_000, 5.0), (9_000, stale_nan())],
+            ),
+            (
+                l(&[("__name__", "temp"), ("job", "a"), ("zone", "q\"\\\n")]),
+                vec![(9_500, 1.5e-7)],
+            ),
+            (
+                l(&[("__name__", "board_info"), ("board", "own")]),
+                vec![(9_000, 1.0)],
+            ),
+        ])
+    }
+
+    fn params(ms: &[&str]) -> Vec<(String, String)> {
+        ms.iter()
+            .map(|m| ("match[]".to_string(), m.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn federation_output_as_prometheus() {
+        let ext = l(&[("board", "pi-7")]);
+        let cases: &[(&str, Vec<&str>, &Labels, u16, &str)] = &[
+            (
+                "latest value, families by name then series by labels, external labels and instance=\"\" appended",
+                vec!["{job=~\"a|b\"}", "up"],
+                &ext,
+                200,
+                "# TYPE temp untyped\ntemp{job=\"a\",zone=\"q\\\"\\\\\\n\",board=\"pi-7\",instance=\"\"} 1.5e-07 9500\n\
+                 # TYPE up untyped\nup{instance=\"x:1\",job=\"b\",board=\"pi-7\"} 1 9000\nup{job=\"a\",board=\"pi-7\",instance=\"\"} 1 8000\n",
+            ),
+            (
+                "own label wins over the external one",
+                vec!["board_info"],
+                &ext,
+                200,
+                "# TYPE board_info untyped\nboard_info{board=\"own\",instance=\"\"} 1 9000\n",
+            ),
+            ("no match[] gives an empty answer", vec![], &ext, 200, ""),
+            ("stale and out-of-lookback series are left out", vec!["gone", "old"], &ext, 200, ""),
+        ];
+        for (name, ms, ext, code, want) in cases {
+            let (c, body) = federate(&store(), &params(ms), 10_000, 5_000, ext);
+            assert_eq!((c, body.as_str()), (*code, *want), "{name}");
+        }
+        let (c, body) = federate(&store(), &params(&["up{"]), 10_000, 5_000, &ext);
+        assert_eq!(c, 400);
+        assert!(body.contains("parse error"), "{body}");
+        let (c, _) = federate(&store(), &params(&["{job=~\".*\"}"]), 10_000, 5_000, &ext);
+        assert_eq!(c, 400, "a selector matching everything empty is refused");
+    }
+}

@@ -103,3 +103,114 @@ pub fn remote_read_with_labels(
     snappy_compress(&resp, &mut z);
     (200, z, CONTENT_TYPE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MatchType;
+    use crate::remote::proto::{decode_read_response, LabelMatcher, Query};
+    use crate::remote::testutil::VecStore;
+
+    fn req(q: Vec<Query>, types: Vec<u64>) -> Vec<u8> {
+        let mut raw = Vec::new();
+        ReadRequest {
+            queries: q,
+            accepted_response_types: types,
+        }
+        .encode(&mut raw);
+        let mut z = Vec::new();
+        snappy_compress(&raw, &mut z);
+        z
+    }
+
+    fn m(kind: MatchType, n: &str, v: &str) -> LabelMatcher {
+        LabelMatcher {
+            kind,
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn answers_each_query_with_its_samples() {
+        let store = VecStore(vec![
+            (
+                Labels::from_pairs([("__name__", "a"), ("job", "x")]),
+                vec![(1, 1.0), (5, 2.0), (9, 3.0)],
+            ),
+            (
+                Labels::from_pairs([("__name__", "b"), ("job", "x")]),
+                vec![(5, 7.0)],
+            ),
+        ]);
+        let ext = Labels::from_pairs([("board", "pi")]);
+        let body = req(
+            vec![
+                Query {
+                    start_timestamp_ms: 2,
+                    end_timestamp_ms: 9,
+                    matchers: vec![
+                        m(MatchType::Equal, "__name__", "a"),
+                        m(MatchType::Equal, "board", "pi"),
+                    ],
+                },
+                Query {
+                    start_timestamp_ms: 0,
+                    end_timestamp_ms: 100,
+                    matchers: vec![
+                        m(MatchType::Regex, "job", "x|y"),
+                        m(MatchType::NotEqual, "__name__", "a"),
+                    ],
+                },
+            ],
+            vec![0],
+        );
+        let (code, z, ct) = remote_read_with_labels(&store, &body, &ext);
+        assert_eq!((code, ct), (200, CONTENT_TYPE));
+        let raw = snappy_decompress(&z, MAX_DECOMPRESSED).unwrap();
+        let res = decode_read_response(&raw).unwrap();
+        assert_eq!(res.len(), 2);
+        assert_eq!(res[0].len(), 1);
+        assert_eq!(res[0][0].samples, vec![(5, 2.0), (9, 3.0)]);
+        let names: Vec<_> = res[0][0]
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("__name__", "a"), ("board", "pi"), ("job", "x")]
+        );
+        assert_eq!(res[1].len(), 1);
+        assert_eq!(res[1][0].samples, vec![(5, 7.0)]);
+    }
+
+    #[test]
+    fn bad_requests_are_400() {
+        let store = VecStore(vec![]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("not snappy", vec![0xff, 0xff, 0xff]),
+            ("snappy of garbage", {
+                let mut z = Vec::new();
+                snappy_compress(&[0x0a, 0x05, 0x01], &mut z);
+                z
+            }),
+            ("streamed chunks only", req(vec![], vec![1])),
+            (
+                "bad regex",
+                req(
+                    vec![Query {
+                        start_timestamp_ms: 0,
+                        end_timestamp_ms: 1,
+                        matchers: vec![m(MatchType::Regex, "a", "(")],
+                    }],
+                    vec![],
+                ),
+            ),
+        ];
+        for (name, body) in cases {
+            let (code, _, ct) = remote_read(&store, &body);
+            assert_eq!((code, ct), (400, ERROR_CONTENT_TYPE), "{name}");
+        }
+    }
+}
