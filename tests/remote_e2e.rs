@@ -235,6 +235,27 @@ fn prometheus_raw(addr: &str, selector: &str, range: &str) -> Data {
     out
 }
 
+/// VictoriaMetrics: /api/v1/export once it shows at least `want_samples` samples (ingested data
+/// becomes searchable about a second after it is acknowledged), or after 15 s whatever it has.
+fn vm_export_settled(addr: &str, selector: &str, want_samples: usize) -> Data {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = vm_export(addr, selector);
+        let unique: usize = got
+            .values()
+            .map(|v| {
+                let mut t: Vec<i64> = v.iter().map(|x| x.0).collect();
+                t.dedup();
+                t.len()
+            })
+            .sum();
+        if unique >= want_samples || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// VictoriaMetrics: /api/v1/export of the matching series (after a forced flush).
 fn vm_export(addr: &str, selector: &str) -> Data {
     let _ = request(addr, "GET", "/internal/force_flush", None);
@@ -341,7 +362,7 @@ fn writes_identical_series_to_prometheus_and_victoriametrics() {
 
     let got = prometheus_raw(&format!("127.0.0.1:{pp}"), "{__name__=~\"rw_.+\"}", "1h");
     assert_eq!(got, want, "Prometheus holds exactly what was written");
-    let got = vm_export(&format!("127.0.0.1:{vp}"), "{__name__=~\"rw_.+\"}");
+    let got = vm_export_settled(&format!("127.0.0.1:{vp}"), "{__name__=~\"rw_.+\"}", sent);
     assert_eq!(got, want, "VictoriaMetrics holds exactly what was written");
 
     for q in ["prom", "vm"] {
@@ -450,7 +471,8 @@ fn outage_crash_and_restart_leave_no_gap() {
         .unwrap();
     d.wait_sent(1, last_t);
 
-    let got = vm_export(&format!("127.0.0.1:{vp}"), "{__name__=\"rw_live\"}");
+    let total: usize = written.values().map(Vec::len).sum();
+    let got = vm_export_settled(&format!("127.0.0.1:{vp}"), "{__name__=\"rw_live\"}", total);
     assert_eq!(got.len(), written.len());
     let mut dups = 0;
     for (s, want) in &written {
@@ -868,4 +890,72 @@ fn prometheus_federates_and_remote_reads_from_edge() {
         assert!(code == 400 || code == 200, "garbage answered {code}");
     }
     prom.stop();
+}
+
+#[test]
+fn backlog_older_than_retention_is_skipped_and_counted() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_db(tmp.path());
+    let (port, fake) = start_fake(&rt, &[]);
+    let now = now_ms();
+    let l = series(&[("__name__", "rw_retention")]);
+    // Ten samples an hour old (beyond a 10-minute retention), five recent ones.
+    let old: Vec<(i64, f64)> = (0..10)
+        .map(|i| (now - 3_600_000 + i * 1000, i as f64))
+        .collect();
+    let recent: Vec<(i64, f64)> = (0..5)
+        .map(|i| (now - 5_000 + i * 1000, 50.0 + i as f64))
+        .collect();
+    append(
+        &db,
+        &BTreeMap::from([(l.clone(), old.iter().chain(&recent).copied().collect())]),
+    );
+    // The queue was last acknowledged two hours ago (a board that was offline for long).
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let ckpt = tmp.path().join("remote_write").join("retention.json");
+    std::fs::create_dir_all(ckpt.parent().unwrap()).unwrap();
+    std::fs::write(
+        &ckpt,
+        format!(
+            "{{\"version\":1,\"url\":\"{url}\",\"sent_until_ms\":{}}}",
+            now - 7_200_000
+        ),
+    )
+    .unwrap();
+    let yaml = format!("remote_write:\n- url: {url}\n  name: retention\n  queue_config:\n    batch_send_deadline: 100ms\n");
+    let opts = WriterOptions {
+        retention: Duration::from_secs(600),
+        ..test_opts()
+    };
+    let w = WriterProc::start(&db, tmp.path(), &yaml, opts);
+    w.wait_sent(1, recent.last().unwrap().0);
+    w.stop();
+    assert_eq!(
+        *fake.accepted.lock().unwrap(),
+        recent,
+        "only data inside the retention is sent"
+    );
+    assert_eq!(
+        metric(
+            "prometheus_remote_storage_samples_dropped_total",
+            "retention"
+        ),
+        10.0
+    );
+    assert_eq!(
+        metric("prometheus_remote_storage_samples_total", "retention"),
+        5.0
+    );
+    // The checkpoint moved past everything sent.
+    let text = std::fs::read_to_string(&ckpt).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["sent_until_ms"].as_i64().unwrap() >= recent.last().unwrap().0,
+        "{text}"
+    );
 }
