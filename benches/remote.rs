@@ -217,22 +217,25 @@ fn cpu_phase(tmp: &Path, n: usize) {
         get(&pa, "/-/ready").is_some_and(|b| b.contains("Ready"))
     });
 
-    // A stored backlog: 40 minutes at 15 s for n series.
+    // A stored backlog of 160 samples per series. Prometheus's queue skips samples older than
+    // its own start, so the timestamps lie after it started: 10 ms apart, ending now.
     let db = Tsdb::open(Options {
         path: tmp.join("edge"),
         ..Options::default()
     })
     .expect("tsdb");
     let ls = series(n);
-    let base = now_ms() - 45 * 60_000;
-    let steps = 160;
+    let steps: i64 = 160;
+    let step_ms: i64 = 10;
+    std::thread::sleep(Duration::from_millis((steps * step_ms) as u64 + 500));
+    let base = now_ms() - steps * step_ms;
     for s in 0..steps {
         let mut app = db.appender();
         for (i, l) in ls.iter().enumerate() {
             let _ = app.append(
                 SeriesRef(0),
                 l,
-                base + s * 15_000,
+                base + s * step_ms,
                 (s as u64 * 3 + i as u64) as f64,
             );
         }
@@ -262,7 +265,7 @@ fn cpu_phase(tmp: &Path, n: usize) {
     let t0 = Instant::now();
     let (trigger, shutdown) = edgeprom::shutdown::channel();
     let task = rt.spawn(w.clone().run(shutdown));
-    let last_t = base + (steps - 1) * 15_000;
+    let last_t = base + (steps - 1) * step_ms;
     wait_for("edgeprom to send the backlog", || {
         let st = w.status();
         !st.is_empty() && st.iter().all(|q| q.sent_until_ms >= last_t)

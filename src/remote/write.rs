@@ -41,9 +41,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
 use super::proto::{encode_series, snappy_compress};
@@ -314,100 +311,81 @@ enum Outcome {
     Drop(String),
 }
 
-/// Precomputed request headers (auth resolved per request, as files may rotate).
+/// One queue's HTTP side: the shared client (TLS, basic_auth, authorization, proxy, redirects
+/// from the entry's HTTP settings) plus the entry's headers and timeout.
 struct Sender {
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: Option<crate::http_client::HttpClient>,
+    /// Why the client could not be built (bad tls_config files); reported on each attempt.
+    client_err: Option<String>,
+    uri: Option<http::Uri>,
+    headers: http::HeaderMap,
     cfg: RemoteWriteConfig,
 }
 
 impl Sender {
     fn new(cfg: RemoteWriteConfig) -> Sender {
-        let mut conn = hyper_util::client::legacy::connect::HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.set_connect_timeout(Some(cfg.remote_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(conn);
-        Sender { client, cfg }
-    }
-
-    fn auth_header(&self) -> Result<Option<String>, String> {
-        if let Some(b) = &self.cfg.http.basic_auth {
-            let pw = match (&b.password, &b.password_file) {
-                (Some(p), _) => p.0.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| format!("reading password_file {}: {e}", f.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!(
-                "Basic {}",
-                base64(format!("{}:{pw}", b.username).as_bytes())
-            )));
+        let (client, client_err) = match crate::http_client::HttpClient::new(&cfg.http) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut headers = http::HeaderMap::new();
+        let fixed = [
+            ("content-encoding", "snappy"),
+            ("content-type", "application/x-protobuf"),
+            (
+                "user-agent",
+                concat!("edgeprom/", env!("CARGO_PKG_VERSION")),
+            ),
+            ("x-prometheus-remote-write-version", "0.1.0"),
+        ];
+        for (k, v) in fixed {
+            headers.insert(k, http::HeaderValue::from_static(v));
         }
-        if let Some(a) = &self.cfg.http.authorization {
-            let cred = match (&a.credentials, &a.credentials_file) {
-                (Some(c), _) => c.0.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| format!("reading credentials_file {}: {e}", f.display()))?
-                    .trim()
-                    .to_string(),
-                (None, None) => String::new(),
-            };
-            return Ok(Some(format!("{} {cred}", a.kind)));
+        for (k, v) in &cfg.headers {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(&v.0),
+            ) {
+                headers.insert(k, v);
+            }
         }
-        Ok(None)
+        Sender {
+            client,
+            client_err,
+            uri: cfg.url.parse().ok(),
+            headers,
+            cfg,
+        }
     }
 
     async fn send(&self, body: Bytes) -> Outcome {
-        if self.cfg.url.starts_with("https://") {
-            // The shared rustls client (src/http_client.rs) is not on main yet; until it is
-            // wired in, https receivers are refused rather than sent to in clear text.
-            return Outcome::Drop(
-                "https remote_write needs the shared TLS client (not wired yet)".into(),
-            );
-        }
-        let mut req = http::Request::post(&self.cfg.url)
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header(
-                "User-Agent",
-                concat!("edgeprom/", env!("CARGO_PKG_VERSION")),
-            )
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0");
-        for (k, v) in &self.cfg.headers {
-            req = req.header(k.as_str(), v.0.as_str());
-        }
-        match self.auth_header() {
-            Ok(Some(h)) => req = req.header("Authorization", h),
-            Ok(None) => {}
-            Err(e) => return Outcome::Retry(e),
-        }
-        let req = match req.body(Full::new(body)) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Drop(format!("building request: {e}")),
+        let (Some(client), Some(uri)) = (&self.client, &self.uri) else {
+            let e = self
+                .client_err
+                .clone()
+                .unwrap_or_else(|| format!("invalid URL {:?}", self.cfg.url));
+            // A broken tls_config file may be fixed in place: retry, as Prometheus keeps trying.
+            return Outcome::Retry(e);
         };
-        let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| format!("{e}"))?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, String>((status, body))
-        };
+        let mut resp = Vec::new();
+        let fut = client.request_into(
+            http::Method::POST,
+            uri,
+            &self.headers,
+            body,
+            &mut resp,
+            64 << 10,
+        );
         match tokio::time::timeout(self.cfg.remote_timeout, fut).await {
             Err(_) => Outcome::Retry(format!("timeout after {:?}", self.cfg.remote_timeout)),
-            Ok(Err(e)) => Outcome::Retry(e),
-            Ok(Ok((status, body))) => {
+            Ok(Err(e)) => Outcome::Retry(e.to_string()),
+            Ok(Ok(head)) => {
+                let status = head.status;
                 let msg = || {
-                    let n = body.len().min(512);
+                    let n = resp.len().min(512);
                     format!(
                         "server returned HTTP status {status}: {}",
-                        String::from_utf8_lossy(&body[..n]).trim()
+                        String::from_utf8_lossy(&resp[..n]).trim()
                     )
                 };
                 if status.is_success() {
@@ -855,24 +833,6 @@ fn write_checkpoint(path: &Path, url: &str, sent_until_ms: i64) -> std::io::Resu
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Standard base64 with padding (for basic auth).
-fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(input.len().div_ceil(3) * 4);
-    for c in input.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
 /// Renders the queues for a plain-text status page.
 pub fn render_status(st: &[QueueStatus]) -> String {
     let mut s = String::new();
@@ -893,21 +853,6 @@ pub fn render_status(st: &[QueueStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o, "{i}");
-        }
-    }
 
     #[test]
     fn checkpoint_round_trips_and_survives_garbage() {
