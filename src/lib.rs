@@ -11,6 +11,7 @@
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
+//! - `remote`: remote write (storage-backed queues), `/federate` and remote read.
 //! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
 //! - `rules`: rule files, recording and alerting rules, templates, `/api/v1/rules|alerts`.
 //! - `notifier`: the Alertmanager client with its bounded queue, `/api/v1/alertmanagers`.
@@ -30,6 +31,7 @@ pub mod node;
 pub mod promql;
 pub mod notifier;
 pub mod rules;
+pub mod remote;
 pub mod scrape;
 pub mod sdnotify;
 pub mod selfmetrics;
