@@ -9,7 +9,9 @@
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
 
+pub mod cli;
 pub mod model;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
+pub mod web;

@@ -1,0 +1,3 @@
+//! The web side: HTTP API, router and the embedded browser pages.
+
+pub mod ui;
