@@ -47,7 +47,7 @@
             r.health && r.health !== 'ok' ? el('span', { class: 'badge err' }, r.health) : null)),
           body));
       }
-      if (items.length) { any = true; out.append(el('h2', null, g.name, el('span', { class: 'muted' }, ' ' + (g.file || ''))), items); }
+      if (items.length) { any = true; out.append(el('h2', null, g.name, el('span', { class: 'muted' }, ' ' + (g.file || ''))), ...items); }
     }
     if (!any) out.append(el('p', { class: 'muted' }, groups.length || Object.values(counts).some(Boolean) ? 'No alerting rule matches the filter.' : 'No alerting rules are loaded.'));
     for (const s of Object.keys(show)) document.getElementById('cnt-' + s).textContent = `(${counts[s] || 0})`;

@@ -21,7 +21,7 @@ const EPChart = (() => {
     // For bytes: steps that are powers of two times 1, 2, 5 of a binary unit read better.
     const raw = range / Math.max(count, 1);
     let unit = 1;
-    while (raw / unit >= 1024) unit *= 1024;
+    while (raw / unit >= 512) unit *= 1024;
     return niceStep(raw * count / unit, count) * unit;
   }
 
@@ -231,8 +231,8 @@ const EPChart = (() => {
       if (nearest && !shown.includes(nearest)) shown = shown.slice(0, MAX - 1).concat([nearest]);
       const items = shown.map((r) => EP.el('div', { class: 's', style: r === nearest ? { fontWeight: '700' } : null },
         EP.el('span', { class: 'swatch', style: { background: r.s.color } }), EP.el('span', null, fmt(r.v)), EP.el('span', { class: 'muted' }, r.s.name)));
-      tip.replaceChildren(EP.el('div', { class: 't' }, EP.formatTime(t)), items,
-        rows.length > shown.length ? EP.el('div', { class: 'muted' }, `… ${rows.length - shown.length} more`) : null);
+      tip.replaceChildren(EP.el('div', { class: 't' }, EP.formatTime(t)), ...items,
+        rows.length > shown.length ? EP.el('div', { class: 'muted' }, `… ${rows.length - shown.length} more`) : '');
       tip.style.display = 'block';
       const tw = tip.offsetWidth, th = tip.offsetHeight;
       let tx = x + 12; if (tx + tw > st.w) tx = Math.max(0, x - tw - 12);

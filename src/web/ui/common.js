@@ -85,7 +85,7 @@ const EP = (() => {
   function errorBox(err) {
     const msg = err && err.message ? err.message : String(err);
     const type = err && err.errorType ? err.errorType + ': ' : '';
-    return el('div', { class: 'error', role: 'alert' }, type + msg);
+    return el('div', { class: 'error apierror', role: 'alert' }, type + msg);
   }
 
   function content() { return document.getElementById('content'); }
