@@ -395,6 +395,93 @@ impl Registry {
     }
 }
 
+/// Registers the standard `process_*` metrics, read from /proc/self at exposition time.
+pub fn register_process_metrics() {
+    let r = Registry::global();
+    let ticks = clock_ticks();
+    let page = 4096.0; // Linux page size on x86_64 and the Pi's aarch64 kernels (4 KiB pages)
+    r.counter_fn(
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.",
+        &[],
+        move || {
+            proc_stat_field(13)
+                .zip(proc_stat_field(14))
+                .map(|(u, s)| (u + s) / ticks)
+                .unwrap_or(0.0)
+        },
+    );
+    r.gauge_fn(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        &[],
+        move || proc_stat_field(23).map(|p| p * page).unwrap_or(0.0),
+    );
+    r.gauge_fn(
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes.",
+        &[],
+        || proc_stat_field(22).unwrap_or(0.0),
+    );
+    r.gauge_fn(
+        "process_open_fds",
+        "Number of open file descriptors.",
+        &[],
+        || {
+            std::fs::read_dir("/proc/self/fd")
+                .map(|d| d.count() as f64)
+                .unwrap_or(0.0)
+        },
+    );
+    r.gauge_fn(
+        "process_max_fds",
+        "Maximum number of open file descriptors.",
+        &[],
+        || {
+            std::fs::read_to_string("/proc/self/limits")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("Max open files"))
+                        .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+                })
+                .unwrap_or(0.0)
+        },
+    );
+    let start = process_start_time_seconds(ticks);
+    r.gauge_fn(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        &[],
+        move || start,
+    );
+}
+
+/// USER_HZ: 100 on every Linux architecture edgeprom targets (the kernel ABI fixes it).
+fn clock_ticks() -> f64 {
+    100.0
+}
+
+/// Field `i` (0-based, after the command name) of /proc/self/stat.
+fn proc_stat_field(i: usize) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name is in parentheses and may contain spaces: split after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split_whitespace().nth(i - 2)?.parse().ok()
+}
+
+fn process_start_time_seconds(ticks: f64) -> f64 {
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("btime "))
+                .and_then(|l| l[6..].trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    boot + proc_stat_field(21).unwrap_or(0.0) / ticks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

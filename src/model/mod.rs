@@ -5,6 +5,7 @@
 
 mod labels;
 mod matcher;
+pub mod relabel;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchType, Matcher, MatcherError};

@@ -1,3 +1,423 @@
-//! The web side: HTTP API, router and the embedded browser pages.
+//! The HTTP side: one hyper server, a router, lifecycle endpoints and the status API.
+//!
+//! `web` only reads: it holds views of the other components (engine, storage, scrape and rule
+//! snapshots) and asks `app` to reload or quit through channels; it never builds them.
 
+mod lifecycle;
+pub use status::PROMETHEUS_COMPAT_VERSION;
+mod status;
 pub mod ui;
+
+use crate::config::Config;
+use crate::selfmetrics::{Registry, DEFAULT_BUCKETS};
+use crate::shutdown::Shutdown;
+use bytes::Bytes;
+use http::{header, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Response type of every handler.
+pub type Resp = Response<Full<Bytes>>;
+
+/// A request to `app` to reload the config; the answer says whether it worked.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// Largest request body accepted (form-encoded queries, remote write batches). 8 MiB bounds
+/// memory per connection on a 1 GB board while fitting any realistic query or write batch.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// A parsed request: method, path below the route prefix, query and form parameters.
+pub struct Req {
+    /// HTTP method.
+    pub method: Method,
+    /// Path with the route prefix removed, always starting with `/`.
+    pub path: String,
+    /// Query-string then form-body parameters, in order.
+    pub params: Vec<(String, String)>,
+    /// Request headers.
+    pub headers: http::HeaderMap,
+    /// Raw body (for non-form content types such as remote write).
+    pub body: Bytes,
+}
+
+impl Req {
+    /// First value of parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// A header as a string.
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Mutable runtime facts shown by `/api/v1/status/runtimeinfo`.
+#[derive(Debug, Default)]
+pub struct RuntimeFacts {
+    /// Whether the last reload worked.
+    pub reload_success: bool,
+    /// When the current config was applied (ms).
+    pub last_config_ms: i64,
+}
+
+/// A plug-in API: given a path and parameters, maybe answers with (status, JSON body).
+pub type ApiFn = Arc<dyn Fn(&str, &[(String, String)]) -> Option<(u16, Vec<u8>)> + Send + Sync>;
+
+/// A plug-in text endpoint (e.g. `/node/metrics`).
+pub type TextFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Everything the web side shows, handed over by `app`.
+pub struct WebState {
+    /// Flag values for `/api/v1/status/flags`.
+    pub flags: BTreeMap<String, String>,
+    /// `--web.enable-lifecycle`.
+    pub enable_lifecycle: bool,
+    /// `--web.enable-admin-api`.
+    pub enable_admin_api: bool,
+    /// Route prefix without trailing slash ("" for none).
+    pub route_prefix: String,
+    /// External URL for links.
+    pub external_url: String,
+    /// Set once storage is open and the first config applied.
+    pub ready: AtomicBool,
+    /// The config in force (replaced on reload).
+    pub config: RwLock<Arc<Config>>,
+    /// Runtime facts.
+    pub runtime: RwLock<RuntimeFacts>,
+    /// Process start (ms).
+    pub start_ms: i64,
+    /// Storage retention as shown in runtimeinfo ("15d", "15d or 512MiB").
+    pub storage_retention: String,
+    /// Asks `app` to reload.
+    pub reload_tx: mpsc::Sender<ReloadRequest>,
+    /// Asks `app` to quit.
+    pub quit_tx: mpsc::Sender<()>,
+    /// Plug-in JSON APIs tried in order for paths under `/api/v1/` not handled here.
+    pub apis: Vec<ApiFn>,
+    /// Plug-in text endpoints by path (`/node/metrics`).
+    pub texts: BTreeMap<String, TextFn>,
+}
+
+impl WebState {
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A JSON response from raw bytes.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `{"status":"success","data":...}`.
+pub fn api_ok(data: serde_json::Value) -> Resp {
+    let body = serde_json::to_vec(&serde_json::json!({"status": "success", "data": data}))
+        .unwrap_or_default();
+    json_bytes(StatusCode::OK, body)
+}
+
+/// `{"status":"error","errorType":...,"error":...}` with Prometheus's status codes.
+pub fn api_err(status: StatusCode, error_type: &str, msg: &str) -> Resp {
+    let body = serde_json::to_vec(
+        &serde_json::json!({"status": "error", "errorType": error_type, "error": msg}),
+    )
+    .unwrap_or_default();
+    json_bytes(status, body)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Serves until shutdown. `max_connections` bounds concurrent connections; `read_timeout`
+/// bounds how long a client may take to send its headers.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<WebState>,
+    max_connections: usize,
+    read_timeout: Duration,
+    mut shutdown: Shutdown,
+) {
+    let limit = Arc::new(Semaphore::new(max_connections.max(1)));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.started() => return,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.started() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning, as a bad target must not
+                    // take the server down either.
+                    tracing::warn!(err = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(err = %e, %peer, "connection ended with error"); } }
+                _ = conn_shutdown.started() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
+            }
+        });
+    }
+}
+
+async fn handle(state: Arc<WebState>, req: hyper::Request<Incoming>, _peer: SocketAddr) -> Resp {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path().to_string();
+    let path = match strip_prefix(&raw_path, &state.route_prefix) {
+        Some(p) => p,
+        None => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
+    };
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read request body: {e}\n"),
+            )
+        }
+    };
+    let mut params: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if is_form && parts.method == Method::POST {
+        params.extend(form_urlencoded::parse(&body).into_owned());
+    }
+    let req = Req {
+        method: parts.method,
+        path,
+        params,
+        headers: parts.headers,
+        body,
+    };
+    let (handler, resp) = route(&state, &req).await;
+    let code = resp.status().as_u16().to_string();
+    let reg = Registry::global();
+    reg.counter(
+        "prometheus_http_requests_total",
+        "Counter of HTTP requests.",
+        &[("code", &code), ("handler", handler)],
+    )
+    .inc();
+    reg.histogram(
+        "prometheus_http_request_duration_seconds",
+        "Histogram of latencies for HTTP requests.",
+        &[("handler", handler)],
+        DEFAULT_BUCKETS,
+    )
+    .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+fn strip_prefix(path: &str, prefix: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return Some(path.to_string());
+    }
+    let rest = path.strip_prefix(prefix)?;
+    if rest.is_empty() {
+        Some("/".to_string())
+    } else if rest.starts_with('/') {
+        Some(rest.to_string())
+    } else {
+        None
+    }
+}
+
+/// Routes a request; returns the handler label for metrics and the response.
+async fn route(state: &Arc<WebState>, req: &Req) -> (&'static str, Resp) {
+    let p = req.path.as_str();
+    match p {
+        "/-/healthy" => ("/-/healthy", lifecycle::healthy(req)),
+        "/-/ready" => ("/-/ready", lifecycle::ready(state, req)),
+        "/-/reload" => ("/-/reload", lifecycle::reload(state, req).await),
+        "/-/quit" => ("/-/quit", lifecycle::quit(state, req).await),
+        "/metrics" => {
+            let mut out = String::with_capacity(16 << 10);
+            Registry::global().expose(&mut out);
+            let mut r = text(StatusCode::OK, out);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            ("/metrics", r)
+        }
+        "/api/v1/status/buildinfo" => ("/api/v1/status/buildinfo", status::buildinfo()),
+        "/api/v1/status/flags" => (
+            "/api/v1/status/flags",
+            api_ok(serde_json::json!(state.flags)),
+        ),
+        "/api/v1/status/config" => {
+            let yaml = state.config.read().map(|c| c.to_yaml()).unwrap_or_default();
+            (
+                "/api/v1/status/config",
+                api_ok(serde_json::json!({ "yaml": yaml })),
+            )
+        }
+        "/api/v1/status/runtimeinfo" => ("/api/v1/status/runtimeinfo", status::runtimeinfo(state)),
+        _ => {
+            if let Some(f) = state.texts.get(p) {
+                let f = f.clone();
+                let body = tokio::task::spawn_blocking(move || f())
+                    .await
+                    .unwrap_or_default();
+                let mut r = text(StatusCode::OK, body);
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                return ("other", r);
+            }
+            if p.starts_with("/api/v1/") {
+                // Plug-in APIs may evaluate queries: keep them off the I/O threads.
+                let apis = state.apis.clone();
+                let path = p.to_string();
+                let params = req.params.clone();
+                let res = tokio::task::spawn_blocking(move || {
+                    apis.iter().find_map(|f| f(&path, &params))
+                })
+                .await;
+                return match res {
+                    Ok(Some((code, body))) => (
+                        api_handler_label(p),
+                        json_bytes(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body),
+                    ),
+                    Ok(None) => (
+                        "other",
+                        api_err(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            &format!("unknown API endpoint {p}"),
+                        ),
+                    ),
+                    Err(e) => (
+                        "other",
+                        api_err(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            &format!("handler failed: {e}"),
+                        ),
+                    ),
+                };
+            }
+            ("other", text(StatusCode::NOT_FOUND, "404 page not found\n"))
+        }
+    }
+}
+
+/// A bounded set of handler labels, so metrics cardinality does not follow user input.
+fn api_handler_label(p: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "/api/v1/query",
+        "/api/v1/query_range",
+        "/api/v1/query_exemplars",
+        "/api/v1/series",
+        "/api/v1/labels",
+        "/api/v1/metadata",
+        "/api/v1/targets",
+        "/api/v1/targets/metadata",
+        "/api/v1/rules",
+        "/api/v1/alerts",
+        "/api/v1/alertmanagers",
+        "/api/v1/format_query",
+        "/api/v1/parse_query",
+        "/api/v1/status/tsdb",
+        "/api/v1/read",
+        "/api/v1/write",
+    ];
+    if let Some(k) = KNOWN.iter().find(|k| **k == p) {
+        return k;
+    }
+    if p.starts_with("/api/v1/label/") {
+        return "/api/v1/label/:name/values";
+    }
+    "other"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_stripping() {
+        let cases = [
+            ("/metrics", "", Some("/metrics")),
+            ("/p/metrics", "/p", Some("/metrics")),
+            ("/p", "/p", Some("/")),
+            ("/px/metrics", "/p", None),
+            ("/metrics", "/p", None),
+        ];
+        for (path, prefix, want) in cases {
+            assert_eq!(
+                strip_prefix(path, prefix).as_deref(),
+                want,
+                "{path} {prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn handler_labels_are_bounded() {
+        assert_eq!(
+            api_handler_label("/api/v1/label/job/values"),
+            "/api/v1/label/:name/values"
+        );
+        assert_eq!(api_handler_label("/api/v1/whatever/x"), "other");
+    }
+}

@@ -1,0 +1,304 @@
+//! The only place that builds concrete components and spawns tasks: storage, scraping, rules,
+//! the web server; config reloads, signals and the shutdown order (stop intake, then flush).
+
+use crate::cli::ServerFlags;
+use crate::config::{self, Config};
+use crate::selfmetrics::Registry;
+use crate::shutdown;
+use crate::web::{self, ReloadRequest, RuntimeFacts, WebState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The config is invalid.
+    #[error("error loading config")]
+    Config(#[from] config::ConfigError),
+    /// The listen address is unusable.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other start-up failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where the config comes from.
+#[derive(Clone, Debug)]
+enum ConfigSource {
+    File(PathBuf),
+    Embedded,
+}
+
+impl ConfigSource {
+    fn load(&self, self_address: &str) -> Result<Config, config::ConfigError> {
+        match self {
+            ConfigSource::File(p) => config::load_file(p),
+            ConfigSource::Embedded => Ok(config::load_default(self_address)),
+        }
+    }
+}
+
+/// The address that the embedded default config scrapes: the listen address, with an
+/// unspecified host replaced by loopback.
+fn self_scrape_address(listen: &std::net::SocketAddr) -> String {
+    let ip = if listen.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip
+    };
+    format!("{host}:{}", listen.port())
+}
+
+/// Runs the server until SIGTERM, SIGINT or `/-/quit`.
+pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
+    let start_ms = web::now_ms();
+    crate::build_info::register();
+    crate::selfmetrics::register_process_metrics();
+    let reg = Registry::global();
+    let reload_ok = reg.gauge(
+        "prometheus_config_last_reload_successful",
+        "Whether the last configuration reload attempt was successful.",
+        &[],
+    );
+    let reload_ts = reg.gauge(
+        "prometheus_config_last_reload_success_timestamp_seconds",
+        "Timestamp of the last successful configuration reload.",
+        &[],
+    );
+
+    let source = match &flags.config_file {
+        Some(p) => ConfigSource::File(p.clone()),
+        None if std::path::Path::new("edgeprom.yml").exists() => {
+            ConfigSource::File(PathBuf::from("edgeprom.yml"))
+        }
+        None => ConfigSource::Embedded,
+    };
+    let listener = tokio::net::TcpListener::bind(&flags.listen_address)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: flags.listen_address.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| AppError::Listen {
+        addr: flags.listen_address.clone(),
+        source,
+    })?;
+    let self_addr = self_scrape_address(&local);
+    let cfg = Arc::new(source.load(&self_addr)?);
+    match &source {
+        ConfigSource::File(p) => tracing::info!(file = %p.display(), "loaded config file"),
+        ConfigSource::Embedded => {
+            tracing::info!(target_address = %self_addr, "no config file given and ./edgeprom.yml not found: using the embedded default config")
+        }
+    }
+
+    let (trigger, shutdown) = shutdown::channel();
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (quit_tx, mut quit_rx) = mpsc::channel::<()>(1);
+
+    let route_prefix = route_prefix(&flags);
+    let retention = {
+        let t = flags.effective_retention_time();
+        match (t.is_zero(), flags.retention_size) {
+            (false, 0) => config::format_duration(t),
+            (true, s) => format!("{}MiB", s >> 20),
+            (false, s) => format!("{} or {}MiB", config::format_duration(t), s >> 20),
+        }
+    };
+    let state = Arc::new(WebState {
+        flags: flags.as_map(),
+        enable_lifecycle: flags.enable_lifecycle,
+        enable_admin_api: flags.enable_admin_api,
+        route_prefix,
+        external_url: flags
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{self_addr}/")),
+        ready: Default::default(),
+        config: RwLock::new(cfg.clone()),
+        runtime: RwLock::new(RuntimeFacts {
+            reload_success: true,
+            last_config_ms: web::now_ms(),
+        }),
+        start_ms,
+        storage_retention: retention,
+        reload_tx,
+        quit_tx,
+        apis: Vec::new(),
+        texts: BTreeMap::new(),
+    });
+
+    let server = tokio::spawn(web::serve(
+        listener,
+        state.clone(),
+        flags.max_connections,
+        flags.read_timeout,
+        shutdown.clone(),
+    ));
+    tracing::info!(address = %local, "listening");
+
+    // The first config is applied: ready.
+    reload_ok.set(1.0);
+    reload_ts.set(web::now_ms() as f64 / 1000.0);
+    state.ready.store(true, Ordering::Release);
+    crate::sdnotify::notify("READY=1");
+    if let Some(every) = crate::sdnotify::watchdog_interval() {
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            loop {
+                tokio::select! { _ = sd.started() => break, _ = t.tick() => { crate::sdnotify::notify("WATCHDOG=1"); } }
+            }
+        });
+    }
+
+    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        let answer: Option<ReloadRequest> = tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("received SIGTERM, exiting gracefully"); break; }
+            _ = sigint.recv() => { tracing::info!("received SIGINT, exiting gracefully"); break; }
+            _ = quit_rx.recv() => { tracing::info!("received termination request via web service, exiting gracefully"); break; }
+            _ = sighup.recv() => None,
+            r = reload_rx.recv() => match r { Some(tx) => Some(tx), None => break },
+        };
+        let res = match source.load(&self_addr) {
+            Ok(new_cfg) => {
+                let new_cfg = Arc::new(new_cfg);
+                if let Ok(mut c) = state.config.write() {
+                    *c = new_cfg;
+                }
+                Ok(())
+            }
+            Err(e) => Err(error_chain(&e)),
+        };
+        match &res {
+            Ok(()) => {
+                tracing::info!("completed loading of configuration file");
+                reload_ok.set(1.0);
+                reload_ts.set(web::now_ms() as f64 / 1000.0);
+                if let Ok(mut r) = state.runtime.write() {
+                    *r = RuntimeFacts {
+                        reload_success: true,
+                        last_config_ms: web::now_ms(),
+                    };
+                }
+            }
+            Err(e) => {
+                tracing::error!(err = %e, "error reloading config; keeping the running config");
+                reload_ok.set(0.0);
+                if let Ok(mut r) = state.runtime.write() {
+                    r.reload_success = false;
+                }
+            }
+        }
+        if let Some(tx) = answer {
+            let _ = tx.send(res);
+        }
+    }
+
+    crate::sdnotify::notify("STOPPING=1");
+    state.ready.store(false, Ordering::Release);
+    trigger.trigger();
+    let _ = server.await;
+    tracing::info!("see you next time!");
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, AppError> {
+    tokio::signal::unix::signal(kind)
+        .map_err(|e| AppError::Other(format!("cannot install signal handler: {e}")))
+}
+
+/// The route prefix: the flag, else the path of the external URL; no trailing slash.
+fn route_prefix(flags: &ServerFlags) -> String {
+    let raw = match (&flags.route_prefix, &flags.external_url) {
+        (Some(p), _) => p.clone(),
+        (None, Some(u)) => u
+            .split_once("://")
+            .map(|(_, rest)| {
+                rest.find('/')
+                    .map(|i| rest[i..].to_string())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default(),
+        (None, None) => String::new(),
+    };
+    let trimmed = raw.trim_end_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// An error with its `source()` chain, `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn route_prefix_table() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], ""),
+            (&["--web.route-prefix=/prom/"], "/prom"),
+            (&["--web.route-prefix=prom"], "/prom"),
+            (&["--web.external-url=http://pi.local:9090/edge/"], "/edge"),
+            (&["--web.external-url=http://pi.local:9090"], ""),
+            (
+                &["--web.external-url=http://x/a", "--web.route-prefix=/"],
+                "",
+            ),
+        ];
+        for (args, want) in cases {
+            let cli = crate::cli::Cli::try_parse_from(
+                std::iter::once("edgeprom").chain(args.iter().copied()),
+            )
+            .unwrap();
+            assert_eq!(route_prefix(&cli.server), *want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn self_address() {
+        assert_eq!(
+            self_scrape_address(&"0.0.0.0:9090".parse().unwrap()),
+            "localhost:9090"
+        );
+        assert_eq!(
+            self_scrape_address(&"127.0.0.1:1".parse().unwrap()),
+            "127.0.0.1:1"
+        );
+        assert_eq!(self_scrape_address(&"[::1]:2".parse().unwrap()), "[::1]:2");
+    }
+}

@@ -1,0 +1,237 @@
+//! Shared helpers for whole-binary tests: start edgeprom on a free loopback port, speak plain
+//! HTTP/1.1 to it, and stop it. Each test gets its own temp dir.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running edgeprom process.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts edgeprom with `args` plus a listen address and a data dir inside a fresh temp dir
+    /// (unless given), and waits until /-/healthy answers.
+    pub fn start(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, args)
+    }
+
+    /// Like `start`, in a given directory (the process's working directory).
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgeprom"));
+        cmd.current_dir(dir.path())
+            .arg(format!("--web.listen-address={addr}"));
+        if !args.iter().any(|a| a.starts_with("--storage.tsdb.path")) {
+            cmd.arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ));
+        }
+        let child = cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("edgeprom.log")).unwrap())
+            .spawn()
+            .expect("start edgeprom");
+        let s = Server { child, addr, dir };
+        // Under a route prefix, health lives below it too.
+        let prefix = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--web.route-prefix="))
+            .map(|p| p.trim_end_matches('/').to_string())
+            .or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix("--web.external-url="))
+                    .and_then(|u| u.split_once("://"))
+                    .and_then(|(_, rest)| {
+                        rest.find('/')
+                            .map(|i| rest[i..].trim_end_matches('/').to_string())
+                    })
+            })
+            .unwrap_or_default();
+        s.wait_healthy(&format!("{prefix}/-/healthy"), Duration::from_secs(20));
+        s
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("edgeprom.log")).unwrap_or_default()
+    }
+
+    fn wait_healthy(&self, path: &str, max: Duration) {
+        let t = Instant::now();
+        while t.elapsed() < max {
+            if let Ok((200, _)) = try_request(&self.addr, "GET", path, None) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("edgeprom did not become healthy; log:\n{}", self.log());
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        request(&self.addr, "GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, form: Option<&str>) -> (u16, String) {
+        request(&self.addr, "POST", path, form)
+    }
+
+    /// Waits until `f` holds or panics after `max`.
+    pub fn wait_for(&self, what: &str, max: Duration, mut f: impl FnMut(&Server) -> bool) {
+        let t = Instant::now();
+        while t.elapsed() < max {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", self.log());
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe_kill(self.child.id(), sig);
+    }
+
+    /// Sends SIGTERM and waits for the exit status (panics after `max`).
+    pub fn stop(
+        mut self,
+        max: Duration,
+    ) -> (std::process::ExitStatus, Duration, tempfile::TempDir) {
+        self.signal(15);
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let elapsed = t.elapsed();
+                let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+                return (st, elapsed, dir);
+            }
+            if t.elapsed() > max {
+                let _ = self.child.kill();
+                panic!("edgeprom did not exit within {max:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    // Sending a signal through the kill(1) utility keeps the tests free of unsafe code.
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+pub fn request(addr: &str, method: &str, path: &str, form: Option<&str>) -> (u16, String) {
+    try_request(addr, method, path, form).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = form.unwrap_or("");
+    let ct = if form.is_some() {
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+    } else {
+        ""
+    };
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{ct}Content-Length: {}\r\n\r\n{body}", body.len())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {text:?}")))?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Value of an unlabeled (or exactly labeled) series in exposition text.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        let v = rest.strip_prefix(' ')?;
+        v.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Runs the binary to completion with `args` in `dir`; returns (exit code, stdout, stderr).
+pub fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgeprom"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
