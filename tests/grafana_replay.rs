@@ -28,8 +28,16 @@ impl Drop for Server {
     }
 }
 
-/// The binary, scraping itself every second, with `up` stored before we return.
-fn start_server() -> Server {
+/// Which server answers: edgeprom, or Debian's Prometheus 2.42 to prove the fixtures' expectations
+/// are what Prometheus itself answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Peer {
+    Edgeprom,
+    Prometheus,
+}
+
+/// The server, scraping itself every second, with `up` stored before we return.
+fn start_server(peer: Peer) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -44,7 +52,11 @@ fn start_server() -> Server {
         ),
     )
     .expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_edgeprom"))
+    let program = match peer {
+        Peer::Edgeprom => env!("CARGO_BIN_EXE_edgeprom"),
+        Peer::Prometheus => "prometheus",
+    };
+    let child = Command::new(program)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -52,9 +64,13 @@ fn start_server() -> Server {
         ))
         .arg(format!("--config.file={}", cfg.display()))
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(if peer == Peer::Prometheus {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
-        .expect("start edgeprom");
+        .expect("start the server (prometheus: apt-get install prometheus)");
     let mut server = Server {
         child,
         base: format!("http://127.0.0.1:{port}/"),
@@ -63,7 +79,7 @@ fn start_server() -> Server {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if let Ok(Some(st)) = server.child.try_wait() {
-            panic!("edgeprom exited early: {st}");
+            panic!("the server exited early: {st}");
         }
         let r = http::get(
             &format!("{}api/v1/query?query=up", server.base),
@@ -74,7 +90,7 @@ fn start_server() -> Server {
             std::thread::sleep(Duration::from_millis(2100));
             break;
         }
-        assert!(Instant::now() < deadline, "edgeprom never stored `up`");
+        assert!(Instant::now() < deadline, "the server never stored `up`");
         std::thread::sleep(Duration::from_millis(200));
     }
     server
@@ -281,7 +297,17 @@ fn fixtures() -> Value {
 
 #[test]
 fn grafana_data_source_requests_get_the_answers_grafana_parses() {
-    let server = start_server();
+    replay(Peer::Edgeprom);
+}
+
+/// The same fixtures against Prometheus: if this fails, the fixtures are wrong, not edgeprom.
+#[test]
+fn fixtures_match_what_prometheus_answers() {
+    replay(Peer::Prometheus);
+}
+
+fn replay(peer: Peer) {
+    let server = start_server(peer);
     let now = now();
     // Aligned to the step as Grafana aligns; the end is the next grid point so that a server started
     // seconds ago has samples inside the range.
@@ -392,7 +418,7 @@ fn interpolate(expr: &str) -> String {
 
 #[test]
 fn every_dashboard_query_runs_on_edgeprom() {
-    let server = start_server();
+    let server = start_server(Peer::Edgeprom);
     let now = now();
     let (start, end) = (((now - 600) / STEP) * STEP, (now / STEP) * STEP);
     let d = dashboard();

@@ -133,19 +133,32 @@ enum QueryError {
     Output(#[source] std::io::Error),
 }
 
-/// Runs `edgeprom query ...`: prints the answer on stdout, errors on stderr.
+/// Runs `edgeprom query ...`: prints the answer on stdout, errors on stderr. Colours are used
+/// only on a terminal without `NO_COLOR`; the chart is as wide as `$COLUMNS` (80 by default).
 pub fn run(cmd: QueryCmd) -> ExitCode {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
         && std::env::var_os("NO_COLOR").is_none();
+    run_with(
+        cmd,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+        color,
+    )
+}
+
+/// [`run`] writing to the given streams (for tests and embedding).
+pub fn run_with(cmd: QueryCmd, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> ExitCode {
     let width = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse::<usize>().ok())
         .unwrap_or(80)
         .clamp(30, 400);
+    let mut out = out;
     match execute(cmd, &mut out, now_secs(), Style { color, width }) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let _ = out.flush();
             let mut msg = format!("edgeprom query: {e}");
@@ -154,7 +167,7 @@ pub fn run(cmd: QueryCmd) -> ExitCode {
                 let _ = write!(msg, ": {s}");
                 src = s.source();
             }
-            let _ = writeln!(std::io::stderr(), "{msg}");
+            let _ = writeln!(err, "{msg}");
             ExitCode::FAILURE
         }
     }
@@ -312,14 +325,20 @@ fn encode_path(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// POSTs the form to `api/v1/<path>` (POST, so long expressions fit) and returns `data`.
+/// Calls `api/v1/<path>` and returns `data`. Queries, series and label names go as a POST form,
+/// so long expressions fit; label values are GET-only in Prometheus, as Grafana's client knows.
 fn call(common: &Common, path: &str, form: &[(&str, String)]) -> Result<Value, QueryError> {
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
     let url = format!("{}/api/v1/{path}", common.server.trim_end_matches('/'));
     let timeout = Duration::from_secs_f64(common.timeout.clamp(0.1, 86400.0));
-    let resp = http::post_form(&url, &body, timeout)?;
+    let resp = if path.starts_with("label/") {
+        let sep = if body.is_empty() { "" } else { "?" };
+        http::get(&format!("{url}{sep}{body}"), timeout)?
+    } else {
+        http::post_form(&url, &body, timeout)?
+    };
     api_data(resp.status, &resp.body)
 }
 
@@ -579,6 +598,17 @@ fn humanize(v: f64) -> String {
         }
     }
     format!("{v:.2e}")
+}
+
+/// An axis label: humanized, unless that would make neighbouring labels equal (a narrow range
+/// far from zero), in which case plain digits fine enough to tell the three labels apart.
+fn axis_label(v: f64, range: f64) -> String {
+    let scale = v.abs().max(range.abs());
+    if range <= 0.0 || range / scale >= 0.05 {
+        return humanize(v);
+    }
+    let prec = (-(range / 2.0).log10()).ceil().clamp(0.0, 12.0) as usize;
+    format!("{v:.prec$}")
 }
 
 // ---- result shapes ----
@@ -855,7 +885,7 @@ fn render_chart(series: &[Line], start: f64, end: f64, height: usize, style: Sty
         lo -= d;
         hi += d;
     }
-    let labels = [humanize(hi), humanize((hi + lo) / 2.0), humanize(lo)];
+    let labels = [hi, (hi + lo) / 2.0, lo].map(|v| axis_label(v, hi - lo));
     let lw = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
     let cols = style.width.saturating_sub(lw + 3).max(10);
     let (dw, dh) = (cols * 2, height * 4);
@@ -1145,6 +1175,20 @@ up    h:9090          edgeprom-self   0.25
             dot_rows(&render_chart(&[flat], 0.0, 1.0, 3, PLAIN)).len(),
             3
         );
+    }
+
+    #[test]
+    fn axis_labels_stay_distinct() {
+        let cases: &[(f64, f64, &str)] = &[
+            (1500.0, 3000.0, "1.5k"),
+            (1.01, 0.01, "1.010"),
+            (1.005, 0.01, "1.005"),
+            (1_000_000.5, 1.0, "1000000.5"),
+            (0.0, 0.0, "0"),
+        ];
+        for (v, range, want) in cases {
+            assert_eq!(axis_label(*v, *range), *want, "{v} in {range}");
+        }
     }
 
     #[test]
