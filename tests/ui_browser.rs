@@ -430,6 +430,31 @@ fn check_graph(b: &Browser, base: &str) {
     b.check_clean("graph (reloaded)");
 }
 
+/// The expression box's completion contexts and the duration parser, as the page computes them.
+fn check_graph_helpers(b: &Browser) {
+    let cases = json!([
+        ["up{job=\"", {"kind": "value", "label": "job", "metric": "up", "prefix": ""}],
+        ["up{job=\"no", {"kind": "value", "label": "job", "metric": "up", "prefix": "no"}],
+        ["rate(node_cpu_seconds_total{mo", {"kind": "label", "metric": "node_cpu_seconds_total", "prefix": "mo"}],
+        ["up{job=\"a\",", {"kind": "label", "metric": "up", "prefix": ""}],
+        ["sum by (jo", {"kind": "label", "prefix": "jo"}],
+        ["sum without (job, inst", {"kind": "label", "prefix": "inst"}],
+        ["ra", {"kind": "metric", "prefix": "ra"}],
+        ["sum(rate(node_c", {"kind": "metric", "prefix": "node_c"}],
+        ["rate(up[5", null],
+        ["up{job=", null],
+        ["label_replace(up, \"dst", null]
+    ]);
+    let got = b.js(&format!(
+        "return {cases}.map(([text, want]) => {{ const c = EPGraph.context(text, text.length);          if (want === null) return c === null ? null : [text, c];          if (!c) return [text, c];          for (const k of Object.keys(want)) if (c[k] !== want[k]) return [text, c]; return null; }}).filter(x => x);"
+    ));
+    assert_eq!(got, json!([]), "completion contexts that differ");
+    let durations = b.js(
+        "return [['1h30m', 5400000], ['90', 90000], ['2d', 172800000], ['500ms', 500], ['1w', 604800000],          ['5x', null], ['', null], ['h', null]].filter(([s, want]) => EPGraph.parseDuration(s) !== want);",
+    );
+    assert_eq!(durations, json!([]), "durations that differ");
+}
+
 fn check_pages(b: &Browser, base: &str, label: &str) {
     for (page, want) in PAGES {
         b.goto(&format!("{base}{page}"));
@@ -454,6 +479,7 @@ fn check_pages(b: &Browser, base: &str, label: &str) {
 fn run_all(base: &str) {
     let b = Browser::start();
     check_graph(&b, base);
+    check_graph_helpers(&b);
     check_pages(&b, base, "desktop");
     // A phone: 360 px wide, dark theme.
     b.call("POST", "/window/rect", json!({"width": 360, "height": 740}));
