@@ -10,6 +10,8 @@
 //! - `web`: the HTTP server, lifecycle and status endpoints, plug-in APIs.
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
+//! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
+//! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
@@ -21,8 +23,10 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod model;
+pub mod node;
 pub mod sdnotify;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
+pub mod tsdb;
 pub mod web;

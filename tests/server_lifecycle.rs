@@ -201,3 +201,23 @@ fn bad_flags_and_bad_config_fail_at_start() {
     assert_eq!(code, 0);
     assert!(out.contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn node_metrics_are_served_and_collectors_switch() {
+    let s = Server::start(&["--no-collector.hwmon"]);
+    let (code, body) = s.get("/node/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("# TYPE node_cpu_seconds_total counter"),
+        "{body}"
+    );
+    assert!(body.contains("node_memory_MemTotal_bytes "));
+    assert!(!body.contains("node_scrape_collector_success{collector=\"hwmon\"}"));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(
+        dir.path(),
+        &["--collector.nosuch", "--web.listen-address=127.0.0.1:0"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown collector \"nosuch\""), "{err}");
+}
