@@ -233,18 +233,25 @@
     const chartBox = el('div', { class: 'chart' });
     const legend = el('ul', { class: 'legend', 'aria-label': 'Legend' });
     const graphPane = el('div', null, controls, chartBox, legend);
-    const tablePane = el('div');
+    const evalIn = el('input', { class: 'end', type: 'datetime-local', step: '1', 'aria-label': 'Evaluation time (empty: now)' });
+    const tableResult = el('div');
+    const tablePane = el('div', null, el('div', { class: 'controls' },
+      el('span', { class: 'muted' }, 'Evaluation time'), evalIn,
+      btn('Now', 'Evaluate at now', () => { state.end = null; syncControls(); run(); })), tableResult);
 
     function syncControls() {
       rangeIn.value = formatDuration(state.range);
       endIn.value = state.end === null ? '' : toLocalInput(state.end);
+      evalIn.value = endIn.value;
       stepIn.value = state.step === null ? '' : String(state.step / 1000);
       stackedIn.checked = state.stacked;
       unitSel.value = state.unit;
     }
     rangeIn.addEventListener('change', () => { const d = parseDuration(rangeIn.value); if (d) state.range = d; syncControls(); run(); });
     rangeIn.addEventListener('keydown', (e) => { if (e.key === 'Enter') rangeIn.dispatchEvent(new Event('change')); });
-    endIn.addEventListener('change', () => { const t = endIn.value ? new Date(endIn.value).getTime() : NaN; state.end = Number.isNaN(t) ? null : t; run(); });
+    for (const input of [endIn, evalIn]) {
+      input.addEventListener('change', () => { const t = input.value ? new Date(input.value).getTime() : NaN; state.end = Number.isNaN(t) ? null : t; syncControls(); run(); });
+    }
     stepIn.addEventListener('change', () => { const v = parseFloat(stepIn.value); state.step = v > 0 ? v * 1000 : null; syncControls(); run(); });
     stackedIn.addEventListener('change', () => { state.stacked = stackedIn.checked; if (p.chart) p.chart.setStacked(state.stacked); writeUrl(); });
     unitSel.addEventListener('change', () => { state.unit = unitSel.value; if (p.chart) p.chart.setUnit(unitFor()); writeUrl(); });
@@ -264,7 +271,7 @@
       tabGraph.setAttribute('aria-selected', String(tab === 'graph'));
       body.replaceChildren(tab === 'graph' ? graphPane : tablePane);
       writeUrl();
-      if (state.expr.trim()) run(); else if (tab === 'table') tablePane.replaceChildren(el('p', { class: 'muted' }, 'No expression yet: type one above.'));
+      if (state.expr.trim()) run(); else if (tab === 'table') tableResult.replaceChildren(el('p', { class: 'muted' }, 'No expression yet: type one above.'));
       else { stats.textContent = ''; ensureChart().setData([], graphRange()); }
     }
     tabTable.addEventListener('click', () => selectTab('table'));
@@ -328,12 +335,12 @@
         if (state.tab === 'graph') {
           ensureChart().setData([], graphRange());
           legend.replaceChildren(el('li', null, box));
-        } else tablePane.replaceChildren(box);
+        } else tableResult.replaceChildren(box);
       }
     }
     function selectTabContentEmpty() {
       stats.textContent = '';
-      if (state.tab === 'table') tablePane.replaceChildren(el('p', { class: 'muted' }, 'No expression yet: type one above.'));
+      if (state.tab === 'table') tableResult.replaceChildren(el('p', { class: 'muted' }, 'No expression yet: type one above.'));
       else { ensureChart().setData([], graphRange()); legend.replaceChildren(); }
     }
     function showWarnings(where, data) {
@@ -377,7 +384,7 @@
       } else {
         nodes.push(el('div', { class: 'error' }, 'Unexpected response: resultType ' + JSON.stringify(type)));
       }
-      tablePane.replaceChildren(...nodes);
+      tableResult.replaceChildren(...nodes);
     }
 
     function toSeries(data) {
