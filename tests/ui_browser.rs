@@ -59,6 +59,11 @@ struct Server {
 }
 
 fn start_server(route_prefix: Option<&str>) -> Server {
+    start_server_with(route_prefix, true)
+}
+
+/// Starts the binary; with `wait_for_data`, returns only once `up` from the self-scrape is stored.
+fn start_server_with(route_prefix: Option<&str>, wait_for_data: bool) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let prefix = route_prefix.unwrap_or("");
@@ -86,10 +91,12 @@ fn start_server(route_prefix: Option<&str>) -> Server {
         if let Ok(Some(status)) = proc.0.try_wait() {
             panic!("edgeprom exited early with {status}");
         }
-        if let Ok(r) = http::get(
-            &format!("{base}api/v1/query?query=1"),
-            Duration::from_secs(2),
-        ) {
+        let probe = if wait_for_data {
+            "api/v1/query?query=1"
+        } else {
+            "api/v1/status/buildinfo"
+        };
+        if let Ok(r) = http::get(&format!("{base}{probe}"), Duration::from_secs(2)) {
             if r.status == 200 {
                 break;
             }
@@ -101,7 +108,7 @@ fn start_server(route_prefix: Option<&str>) -> Server {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Wait for the first self-scrape, so `up` has a sample to show.
-    loop {
+    while wait_for_data {
         let r = http::get(
             &format!("{base}api/v1/query?query=up"),
             Duration::from_secs(2),
@@ -522,4 +529,58 @@ fn pages_work_under_a_route_prefix() {
     let b = Browser::start();
     check_graph(&b, &server.base);
     check_pages(&b, &server.base, "route prefix");
+}
+
+/// The binary serves every page and asset with caching headers and gzip, below the route prefix
+/// only, and sends `/` to the graph page.
+#[test]
+fn binary_serves_pages_with_etag_gzip_and_prefix() {
+    if std::env::var("EDGEPROM_UI_BASE_URL").is_ok() {
+        return;
+    }
+    let t = Duration::from_secs(10);
+    for prefix in [None, Some("/edge")] {
+        let server = start_server_with(prefix, false);
+        let base = &server.base;
+        for page in edgeprom::web::ui::pages() {
+            let url = format!("{base}{page}");
+            let r =
+                http::request("GET", &url, &[("Accept-Encoding", "gzip")], None, t).expect(page);
+            assert_eq!(r.status, 200, "{url}");
+            assert_eq!(r.header("content-encoding"), Some("gzip"), "{url}");
+            let etag = r.header("etag").expect("etag").to_string();
+            let again = http::request(
+                "GET",
+                &url,
+                &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag)],
+                None,
+                t,
+            )
+            .expect(page);
+            assert_eq!(again.status, 304, "{url}");
+            let plain = http::get(&url, t).expect(page);
+            assert!(plain.text().contains("<!DOCTYPE html>"), "{url}");
+            // Every asset the page names loads from the same (prefixed) place.
+            for asset in plain.text().split('"').filter(|s| s.starts_with("static/")) {
+                let r = http::get(&format!("{base}{asset}"), t).expect(asset);
+                assert_eq!(r.status, 200, "{base}{asset}");
+                assert!(r.header("cache-control").is_some(), "{asset}");
+            }
+        }
+        let root = http::get(base, t).expect("root");
+        assert!(
+            (300..400).contains(&root.status)
+                && root
+                    .header("location")
+                    .is_some_and(|l| l.ends_with("graph")),
+            "/ must redirect to graph: {} {:?}",
+            root.status,
+            root.header("location")
+        );
+        if prefix.is_some() {
+            let port_base = base.trim_end_matches("edge/");
+            let r = http::get(&format!("{port_base}graph"), t).expect("unprefixed");
+            assert_eq!(r.status, 404, "pages live below the route prefix only");
+        }
+    }
 }
