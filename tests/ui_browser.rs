@@ -108,14 +108,7 @@ fn start_server_with(route_prefix: Option<&str>, wait_for_data: bool) -> Server 
         std::thread::sleep(Duration::from_millis(100));
     }
     // Wait for the first self-scrape, so `up` has a sample to show.
-    while wait_for_data {
-        let r = http::get(
-            &format!("{base}api/v1/query?query=up"),
-            Duration::from_secs(2),
-        );
-        if r.is_ok_and(|r| r.text().contains("\"__name__\":\"up\"")) {
-            break;
-        }
+    while wait_for_data && !has_up(&base) {
         assert!(
             Instant::now() < deadline,
             "edgeprom never stored `up` from scraping itself"
@@ -127,6 +120,14 @@ fn start_server_with(route_prefix: Option<&str>, wait_for_data: bool) -> Server 
         base,
         _dir: dir,
     }
+}
+
+fn has_up(base: &str) -> bool {
+    http::get(
+        &format!("{base}api/v1/query?query=up"),
+        Duration::from_secs(2),
+    )
+    .is_ok_and(|r| r.text().contains("\"__name__\":\"up\""))
 }
 
 /// A chromedriver + headless chromium session.
