@@ -435,6 +435,23 @@ fn check_graph(b: &Browser, base: &str) {
         "a second panel",
         "return document.querySelectorAll('section.panel').length === 2",
     );
+    // Keyboard only: the new panel's box has the focus; Escape closes completion, Enter runs.
+    let focused =
+        b.js("return document.activeElement === document.querySelectorAll('textarea.expr')[1]");
+    assert_eq!(
+        focused,
+        json!(true),
+        "the new panel's expression box has the focus"
+    );
+    b.type_into(
+        "section.panel:nth-child(2) textarea.expr",
+        "sum(up)\u{E00C}\u{E007}",
+    );
+    b.wait_for(
+        "the second panel's table after Enter",
+        "const t = document.querySelectorAll('section.panel')[1].querySelector('.tabbody table'); \
+         return t && t.innerText.includes('{}')",
+    );
     b.check_clean("graph (reloaded)");
 }
 
