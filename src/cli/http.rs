@@ -3,11 +3,16 @@
 //!
 //! The terminal client runs once per command over SSH on a board; pulling an async runtime and a
 //! connection pool into that path buys nothing. One request per connection (`Connection: close`),
-//! `Content-Length` and chunked bodies, a timeout on connect, read and write. Plain `http://` only:
-//! `https://` is refused with a typed error (TLS for the client is pending).
+//! `Content-Length` and chunked bodies, a timeout on connect, read and write. `https://` goes
+//! through rustls, trusting the system bundle or a given CA file. A self-signed certificate made
+//! with `openssl req -x509` marks itself as a CA, which webpki refuses as a server certificate; as
+//! Go's TLS (and so Prometheus) accepts it when it is in the trusted roots, a certificate that is
+//! byte-for-byte one of the CA file's certificates is accepted too (an exact pin).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest response body accepted (a query answer the terminal can show is far smaller).
@@ -27,11 +32,13 @@ pub enum HttpError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// `https://` URLs are not supported by this client yet.
-    #[error("{url}: https is not supported by the terminal client yet; use http://")]
-    HttpsUnsupported {
-        /// The URL as given.
-        url: String,
+    /// The TLS set-up could not be built (CA file unreadable or empty, bad server name).
+    #[error("TLS for {addr}: {reason}")]
+    Tls {
+        /// host:port.
+        addr: String,
+        /// What is wrong.
+        reason: String,
     },
     /// Connecting, writing or reading failed.
     #[error("{what} {addr}")]
@@ -59,28 +66,29 @@ pub enum HttpError {
 pub struct Url {
     /// Host name or address, without brackets for IPv6.
     pub host: String,
-    /// TCP port (80 when not given).
+    /// TCP port (80, or 443 for https, when not given).
     pub port: u16,
+    /// Whether the scheme is `https`.
+    pub tls: bool,
     /// Path and query, starting with `/`.
     pub path: String,
 }
 
 impl Url {
-    /// Parses `http://host[:port][/path][?query]`.
+    /// Parses `http[s]://host[:port][/path][?query]`.
     pub fn parse(url: &str) -> Result<Url, HttpError> {
         let bad = |reason| HttpError::BadUrl {
             url: url.to_string(),
             reason,
         };
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(HttpError::HttpsUnsupported {
-                url: url.to_string(),
-            });
+        let (rest, tls) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (r, true)
         } else {
-            return Err(bad("must start with http://"));
+            return Err(bad("must start with http:// or https://"));
         };
+        let default_port = if tls { 443 } else { 80 };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes().get(i) == Some(&b'?') => {
                 (&rest[..i], format!("/{}", &rest[i..]))
@@ -95,7 +103,7 @@ impl Url {
             let end = v6.find(']').ok_or_else(|| bad("unclosed [ in host"))?;
             let host = &v6[..end];
             let port = match &v6[end + 1..] {
-                "" => 80,
+                "" => default_port,
                 p => p
                     .strip_prefix(':')
                     .and_then(|p| p.parse().ok())
@@ -105,13 +113,18 @@ impl Url {
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("invalid port"))?),
-                None => (authority.to_string(), 80),
+                None => (authority.to_string(), default_port),
             }
         };
         if host.is_empty() {
             return Err(bad("missing host"));
         }
-        Ok(Url { host, port, path })
+        Ok(Url {
+            host,
+            port,
+            path,
+            tls,
+        })
     }
 
     fn addr(&self) -> String {
@@ -149,9 +162,60 @@ impl Response {
     }
 }
 
+/// TLS settings for `https://` URLs.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// PEM file of CA certificates to trust instead of the system bundle.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (for a board's throw-away certificate; says so in `--help`).
+    pub insecure_skip_verify: bool,
+}
+
+/// A connection: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// Sends one request and reads the whole response. `headers` are sent as given, after `Host`,
 /// `Connection: close` and (with a body) `Content-Length`.
 pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    request_with(&TlsOptions::default(), method, url, headers, body, timeout)
+}
+
+/// [`request`] with TLS settings for `https://` URLs.
+pub fn request_with(
+    tls: &TlsOptions,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -166,17 +230,17 @@ pub fn request(
     };
     let sockets = addr.to_socket_addrs().map_err(io("resolving"))?;
     let mut last = None;
-    let mut stream = None;
+    let mut tcp = None;
     for sa in sockets {
         match TcpStream::connect_timeout(&sa, timeout) {
             Ok(s) => {
-                stream = Some(s);
+                tcp = Some(s);
                 break;
             }
             Err(e) => last = Some(e),
         }
     }
-    let stream = match stream {
+    let tcp = match tcp {
         Some(s) => s,
         None => {
             return Err(io("connecting to")(last.unwrap_or_else(|| {
@@ -184,16 +248,31 @@ pub fn request(
             })))
         }
     };
-    stream
-        .set_read_timeout(Some(timeout))
+    tcp.set_read_timeout(Some(timeout))
         .map_err(io("configuring"))?;
-    stream
-        .set_write_timeout(Some(timeout))
+    tcp.set_write_timeout(Some(timeout))
         .map_err(io("configuring"))?;
+    let mut stream = if u.tls {
+        let config = tls_config(tls, &addr)?;
+        let name = rustls::pki_types::ServerName::try_from(u.host.clone()).map_err(|e| {
+            HttpError::Tls {
+                addr: addr.clone(),
+                reason: format!("server name {:?}: {e}", u.host),
+            }
+        })?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| HttpError::Tls {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+        Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+    } else {
+        Stream::Plain(tcp)
+    };
+    let default_port = if u.tls { 443 } else { 80 };
     let mut head = format!(
         "{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: edgeprom/{}\r\n",
         u.path,
-        if u.port == 80 {
+        if u.port == default_port {
             u.host.clone()
         } else {
             addr.clone()
@@ -210,13 +289,137 @@ pub fn request(
         head.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     head.push_str("\r\n");
-    let mut w = &stream;
-    w.write_all(head.as_bytes()).map_err(io("writing to"))?;
+    stream
+        .write_all(head.as_bytes())
+        .map_err(io("writing to"))?;
     if let Some(b) = body {
-        w.write_all(b).map_err(io("writing to"))?;
+        stream.write_all(b).map_err(io("writing to"))?;
     }
-    w.flush().map_err(io("writing to"))?;
-    read_response(BufReader::new(&stream), &addr, method == "HEAD")
+    stream.flush().map_err(io("writing to"))?;
+    read_response(BufReader::new(stream), &addr, method == "HEAD")
+}
+
+/// Debian's CA bundle, unless `SSL_CERT_FILE` names another.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn tls_config(opts: &TlsOptions, addr: &str) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    let err = |reason: String| HttpError::Tls {
+        addr: addr.to_string(),
+        reason,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let pinned = if opts.insecure_skip_verify {
+        Vec::new()
+    } else {
+        let path = match &opts.ca_file {
+            Some(p) => p.clone(),
+            None => std::env::var_os("SSL_CERT_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_BUNDLE)),
+        };
+        let pem = std::fs::read(&path)
+            .map_err(|e| err(format!("reading CA file {}: {e}", path.display())))?;
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(format!("CA file {}: {e}", path.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
+        if added == 0 {
+            return Err(err(format!("no usable certificate in {}", path.display())));
+        }
+        // Only an explicit CA file pins; the system bundle holds no server certificates.
+        if opts.ca_file.is_some() {
+            certs
+        } else {
+            Vec::new()
+        }
+    };
+    let inner = if opts.insecure_skip_verify {
+        None
+    } else {
+        Some(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| err(e.to_string()))?,
+        )
+    };
+    let verifier = Verifier {
+        inner,
+        pinned,
+        algs: provider.signature_verification_algorithms,
+    };
+    Ok(Arc::new(
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+    ))
+}
+
+/// webpki's verification, plus: a server certificate identical to one in the CA file is trusted
+/// (the self-signed `openssl req -x509` case); with no inner verifier, everything is trusted.
+#[derive(Debug)]
+struct Verifier {
+    inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    pinned: Vec<rustls::pki_types::CertificateDer<'static>>,
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let Some(inner) = &self.inner else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if self
+                    .pinned
+                    .iter()
+                    .any(|c| c.as_ref() == end_entity.as_ref())
+                {
+                    Ok(rustls::client::danger::ServerCertVerified::assertion())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algs.supported_schemes()
+    }
 }
 
 fn read_line(r: &mut impl BufRead, addr: &str) -> Result<String, HttpError> {
@@ -370,11 +573,14 @@ mod tests {
                 Url {
                     host: host.into(),
                     port,
-                    path: path.into()
+                    path: path.into(),
+                    tls: u.starts_with("https"),
                 },
                 "{u}"
             );
         };
+        ok("https://pi", "pi", 443, "/");
+        ok("https://pi:9090/x", "pi", 9090, "/x");
         ok("http://localhost:9090", "localhost", 9090, "/");
         ok(
             "http://127.0.0.1:9090/api/v1/query?query=up",
@@ -400,10 +606,6 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(matches!(
-            Url::parse("https://pi:9090"),
-            Err(HttpError::HttpsUnsupported { .. })
-        ));
     }
 
     /// Serves one canned response on a real socket and returns what the client sent.
@@ -495,5 +697,150 @@ mod tests {
         drop(l);
         let err = get(&format!("http://{addr}/"), Duration::from_secs(2)).expect_err("refused");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::process::Command;
+
+    /// A certificate made the way Pi owners make them: `openssl req -x509` (which marks it CA:TRUE).
+    fn self_signed(dir: &std::path::Path, cn: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+        let st = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-days", "2", "-subj", &format!("/CN={cn}")])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        (cert, key)
+    }
+
+    /// Serves HTTPS on loopback with the given certificate, answering every request with "tls ok".
+    fn serve_tls(cert: &std::path::Path, key: &std::path::Path, conns: usize) -> u16 {
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &std::fs::read(cert).expect("cert")[..])
+            .collect::<Result<_, _>>()
+            .expect("certs");
+        let key = rustls_pemfile::private_key(&mut &std::fs::read(key).expect("key")[..])
+            .expect("key")
+            .expect("a key");
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config"),
+        );
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for _ in 0..conns {
+                let Ok((tcp, _)) = l.accept() else { return };
+                let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                    return;
+                };
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ntls ok");
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn https_with_a_self_signed_ca_file_and_its_failures() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (cert, key) = self_signed(dir.path(), "board");
+        let (other, _) = self_signed(dir.path(), "other");
+        let t = Duration::from_secs(5);
+        let cases: &[(&str, TlsOptions, Option<&str>)] = &[
+            (
+                "the board's own certificate as CA file",
+                TlsOptions {
+                    ca_file: Some(cert.clone()),
+                    insecure_skip_verify: false,
+                },
+                None,
+            ),
+            (
+                "insecure_skip_verify",
+                TlsOptions {
+                    ca_file: None,
+                    insecure_skip_verify: true,
+                },
+                None,
+            ),
+            (
+                "another certificate as CA file",
+                TlsOptions {
+                    ca_file: Some(other.clone()),
+                    insecure_skip_verify: false,
+                },
+                Some("certificate"),
+            ),
+            (
+                "a CA file that does not exist",
+                TlsOptions {
+                    ca_file: Some(dir.path().join("nope.pem")),
+                    insecure_skip_verify: false,
+                },
+                Some("nope.pem"),
+            ),
+        ];
+        let port = serve_tls(&cert, &key, cases.len());
+        for (name, opts, want_err) in cases {
+            let r = request_with(
+                opts,
+                "GET",
+                &format!("https://127.0.0.1:{port}/"),
+                &[],
+                None,
+                t,
+            );
+            match (want_err, r) {
+                (None, Ok(r)) => assert_eq!(r.text(), "tls ok", "{name}"),
+                (Some(w), Err(e)) => {
+                    let mut msg = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(s) = src {
+                        msg.push_str(&format!(": {s}"));
+                        src = s.source();
+                    }
+                    assert!(msg.to_lowercase().contains(w), "{name}: {msg}");
+                }
+                (w, r) => panic!("{name}: wanted error {w:?}, got {r:?}"),
+            }
+        }
     }
 }

@@ -100,6 +100,13 @@ struct Common {
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// For https: PEM file of the CA (or the self-signed certificate) to trust instead of the
+    /// system bundle.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+    /// For https: accept any server certificate (no protection against interception).
+    #[arg(long)]
+    insecure_skip_verify: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,11 +340,29 @@ fn call(common: &Common, path: &str, form: &[(&str, String)]) -> Result<Value, Q
         .finish();
     let url = format!("{}/api/v1/{path}", common.server.trim_end_matches('/'));
     let timeout = Duration::from_secs_f64(common.timeout.clamp(0.1, 86400.0));
+    let tls = http::TlsOptions {
+        ca_file: common.ca_file.clone(),
+        insecure_skip_verify: common.insecure_skip_verify,
+    };
     let resp = if path.starts_with("label/") {
         let sep = if body.is_empty() { "" } else { "?" };
-        http::get(&format!("{url}{sep}{body}"), timeout)?
+        http::request_with(
+            &tls,
+            "GET",
+            &format!("{url}{sep}{body}"),
+            &[],
+            None,
+            timeout,
+        )?
     } else {
-        http::post_form(&url, &body, timeout)?
+        http::request_with(
+            &tls,
+            "POST",
+            &url,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+            timeout,
+        )?
     };
     api_data(resp.status, &resp.body)
 }
