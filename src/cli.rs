@@ -1,6 +1,9 @@
 //! Command-line flags, spelled as Prometheus spells them (`--config.file`, `--web.listen-address`),
 //! and the subcommands (`check`, `import`, `query`). Both `--flag=value` and `--flag value` work.
 
+pub mod http;
+pub mod query;
+
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@
 mod lifecycle;
 pub use status::PROMETHEUS_COMPAT_VERSION;
 mod status;
+pub mod ui;
 
 use crate::config::Config;
 use crate::selfmetrics::{Registry, DEFAULT_BUCKETS};
