@@ -135,6 +135,50 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         max_samples: flags.query_max_samples,
         max_concurrency: flags.query_max_concurrency,
     }));
+    let external_url = flags
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{self_addr}/"));
+    let notifier = crate::notifier::Notifier::new(
+        crate::notifier::NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels)
+            .map_err(AppError::Other)?,
+    );
+    let rules = {
+        let (engine, tsdb_q) = (engine.clone(), tsdb.clone());
+        let query: crate::rules::QueryFn = Arc::new(move |expr: &str, t_ms: i64| {
+            let v = engine
+                .instant(&*tsdb_q, expr, t_ms)
+                .map_err(|e| e.to_string())?;
+            v.into_samples().ok_or_else(|| {
+                "rule expression did not return an instant vector or scalar".to_string()
+            })
+        });
+        let n = notifier.clone();
+        let notify: crate::rules::NotifyFn = Arc::new(move |alerts| n.send(alerts));
+        let mut o = crate::rules::RuleManagerOptions::new(
+            query,
+            crate::check::promql_parse_fn(),
+            notify,
+            tsdb.clone(),
+            Some(tsdb.clone()),
+        );
+        o.external_labels = cfg.global.external_labels.clone();
+        o.external_url = external_url.clone();
+        o.default_interval = cfg.global.evaluation_interval;
+        crate::rules::RuleManager::new(o)
+    };
+    let remote = crate::remote::RemoteWriter::with_options(
+        tsdb.clone(),
+        flags.storage_path.clone(),
+        cfg.global.external_labels.clone(),
+        crate::remote::WriterOptions {
+            retention: match flags.effective_retention_time() {
+                t if t.is_zero() => crate::remote::WriterOptions::default().retention,
+                t => t,
+            },
+            ..Default::default()
+        },
+    );
     let node = Arc::new(crate::node::NodeExporter::new(node_options(&flags)?));
     let mut texts: BTreeMap<String, web::TextFn> = BTreeMap::new();
     texts.insert(
@@ -173,7 +217,24 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
                     scrape.handle_api(path, params)
                 })
             },
+            {
+                let rules = rules.clone();
+                Arc::new(move |path: &str, params: &[(String, String)]| {
+                    rules.handle_api(path, params)
+                })
+            },
+            {
+                let notifier = notifier.clone();
+                Arc::new(move |path: &str, params: &[(String, String)]| {
+                    notifier.handle_api(path, params)
+                })
+            },
         ],
+        raws: vec![federate_and_read(
+            tsdb.clone(),
+            flags.lookback_delta,
+            cfg.global.external_labels.clone(),
+        )],
         texts,
     });
 
@@ -186,7 +247,16 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     ));
     tracing::info!(address = %local, "listening");
 
-    apply_config(&cfg, &scrape)?;
+    let parts = Parts {
+        scrape: scrape.clone(),
+        rules: rules.clone(),
+        notifier: notifier.clone(),
+        remote: remote.clone(),
+    };
+    apply_config(&cfg, &parts)?;
+    tokio::spawn(rules.clone().run(shutdown.clone()));
+    tokio::spawn(notifier.clone().run(shutdown.clone()));
+    let remote_task = tokio::spawn(remote.clone().run(shutdown.clone()));
     // The first config is applied: ready.
     reload_ok.set(1.0);
     reload_ts.set(web::now_ms() as f64 / 1000.0);
@@ -214,7 +284,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             r = reload_rx.recv() => match r { Some(tx) => Some(tx), None => break },
         };
         let res = match source.load(&self_addr) {
-            Ok(new_cfg) => match apply_config(&new_cfg, &scrape) {
+            Ok(new_cfg) => match apply_config(&new_cfg, &parts) {
                 Ok(()) => {
                     if let Ok(mut c) = state.config.write() {
                         *c = Arc::new(new_cfg);
@@ -256,6 +326,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     scrape.stop().await;
     trigger.trigger();
     let _ = server.await;
+    let _ = remote_task.await;
     storage_trigger.trigger();
     let _ = storage_task.await;
     if let Err(e) = tsdb.close() {
@@ -265,11 +336,72 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Applies a (new) config to every component that uses it.
-fn apply_config(cfg: &Config, scrape: &crate::scrape::ScrapeManager) -> Result<(), AppError> {
-    scrape
+/// The components a config is applied to.
+struct Parts {
+    scrape: Arc<crate::scrape::ScrapeManager>,
+    rules: Arc<crate::rules::RuleManager>,
+    notifier: Arc<crate::notifier::Notifier>,
+    remote: Arc<crate::remote::RemoteWriter>,
+}
+
+/// Applies a (new) config to every component. Rule files are loaded first: if they fail, the
+/// rule manager keeps its groups and nothing else is touched, so the old config stays whole.
+fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
+    let files = crate::check::expand_rule_globs(&cfg.rule_files).map_err(AppError::Other)?;
+    p.rules
+        .load(&files)
+        .map_err(|errs| AppError::Other(format!("loading rule files: {}", errs.join("; "))))?;
+    let n =
+        crate::notifier::NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels)
+            .map_err(AppError::Other)?;
+    p.notifier
+        .set_alertmanagers(n.alertmanagers, n.dropped_alertmanagers);
+    p.scrape
         .apply_config(&cfg.scrape_configs)
-        .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))
+        .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))?;
+    p.remote
+        .set_external_labels(cfg.global.external_labels.clone());
+    p.remote.apply_config(&cfg.remote_write);
+    Ok(())
+}
+
+/// `GET /federate` and `POST /api/v1/read`, which need the request itself.
+fn federate_and_read(
+    tsdb: Arc<crate::tsdb::Tsdb>,
+    lookback: std::time::Duration,
+    external_labels: crate::model::Labels,
+) -> web::RawFn {
+    use http::{header, HeaderValue, StatusCode};
+    Arc::new(move |req: &web::Req| match req.path.as_str() {
+        "/federate" => {
+            let (code, body) = crate::remote::federate(
+                &*tsdb,
+                &req.params,
+                web::now_ms(),
+                lookback.as_millis() as i64,
+                &external_labels,
+            );
+            let mut r = web::text(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::remote::federate::CONTENT_TYPE),
+            );
+            Some(r)
+        }
+        "/api/v1/read" if req.method == http::Method::POST => {
+            let (code, body, ct) =
+                crate::remote::remote_read_with_labels(&*tsdb, &req.body, &external_labels);
+            let mut r = web::text(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            if code == 200 {
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+            }
+            Some(r)
+        }
+        _ => None,
+    })
 }
 
 /// Storage options from the `--storage.tsdb.*` flags.

@@ -70,24 +70,23 @@ pub fn check_rules(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Validates expressions with the PromQL parser, for rule checking and loading.
+pub fn promql_parse_fn() -> crate::rules::ParseFn {
+    std::sync::Arc::new(|e: &str| {
+        crate::promql::parse(e)
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    })
+}
+
 /// Returns true when any file failed.
 fn check_rule_files(out: &mut impl Write, files: &[PathBuf]) -> bool {
-    let mut failed = false;
-    for f in files {
-        let _ = writeln!(out, "Checking {}", f.display());
-        match std::fs::read_to_string(f) {
-            Ok(_) => {
-                // Rule-file validation arrives with the rules engine; until then a readable
-                // file is all that is checked here.
-                let _ = writeln!(out);
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("  FAILED: cannot read {}: {e}", f.display());
-            }
-        }
+    if files.is_empty() {
+        return false;
     }
-    failed
+    let (text, code) = crate::rules::check_rules_files(files, &promql_parse_fn());
+    let _ = write!(out, "{text}");
+    code != 0
 }
 
 /// Argument checks for `import openmetrics`, then the import itself.

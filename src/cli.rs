@@ -38,6 +38,8 @@ pub enum Command {
     /// Import data into the store (backfill).
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Query a running server (like `promtool query`), with tables and terminal charts.
+    Query(query::QueryCmd),
 }
 
 /// `edgeprom check ...`.

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Some(Command::Check(CheckCmd::Config { files })) => edgeprom::check::check_config(&files),
         Some(Command::Check(CheckCmd::Rules { files })) => edgeprom::check::check_rules(&files),
         Some(Command::Import(ImportCmd::Openmetrics(a))) => edgeprom::check::import_openmetrics(&a),
+        Some(Command::Query(q)) => edgeprom::cli::query::run(q),
     }
 }
 

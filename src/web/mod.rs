@@ -74,6 +74,9 @@ pub struct RuntimeFacts {
 /// A plug-in API: given a path and parameters, maybe answers with (status, JSON body).
 pub type ApiFn = Arc<dyn Fn(&str, &[(String, String)]) -> Option<(u16, Vec<u8>)> + Send + Sync>;
 
+/// A plug-in handler that needs the whole request (e.g. `/federate`, `/api/v1/read`).
+pub type RawFn = Arc<dyn Fn(&Req) -> Option<Resp> + Send + Sync>;
+
 /// A plug-in text endpoint (e.g. `/node/metrics`).
 pub type TextFn = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -105,6 +108,8 @@ pub struct WebState {
     pub quit_tx: mpsc::Sender<()>,
     /// Plug-in JSON APIs tried in order for paths under `/api/v1/` not handled here.
     pub apis: Vec<ApiFn>,
+    /// Plug-in handlers that see the whole request, tried before the JSON APIs.
+    pub raws: Vec<RawFn>,
     /// Plug-in text endpoints by path (`/node/metrics`).
     pub texts: BTreeMap<String, TextFn>,
 }
@@ -324,6 +329,31 @@ async fn route(state: &Arc<WebState>, req: &Req) -> (&'static str, Resp) {
                 );
                 return ("other", r);
             }
+            if !state.raws.is_empty() {
+                // Raw handlers read storage: tell the runtime this thread may block.
+                if let Some(r) =
+                    tokio::task::block_in_place(|| state.raws.iter().find_map(|f| f(req)))
+                {
+                    return (raw_handler_label(p), r);
+                }
+            }
+            if p == "/" {
+                let mut r = text(StatusCode::FOUND, "");
+                let loc = format!("{}/graph", state.route_prefix);
+                if let Ok(v) = header::HeaderValue::from_str(&loc) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                return ("/", r);
+            }
+            if req.method == Method::GET || req.method == Method::HEAD {
+                if let Some(r) = ui::serve(
+                    p,
+                    req.header(header::ACCEPT_ENCODING),
+                    req.header(header::IF_NONE_MATCH),
+                ) {
+                    return ("/static", r);
+                }
+            }
             if p.starts_with("/api/v1/") {
                 // Plug-in APIs may evaluate queries: keep them off the I/O threads.
                 let apis = state.apis.clone();
@@ -358,6 +388,14 @@ async fn route(state: &Arc<WebState>, req: &Req) -> (&'static str, Resp) {
             }
             ("other", text(StatusCode::NOT_FOUND, "404 page not found\n"))
         }
+    }
+}
+
+fn raw_handler_label(p: &str) -> &'static str {
+    match p {
+        "/federate" => "/federate",
+        "/api/v1/read" => "/api/v1/read",
+        _ => "other",
     }
 }
 
