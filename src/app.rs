@@ -27,6 +27,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// `--web.config.file` is invalid.
+    #[error("error loading web config")]
+    WebConfig(#[from] web::webconfig::WebConfigError),
     /// Any other start-up failure.
     #[error("{0}")]
     Other(String),
@@ -107,6 +110,11 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         }
     }
 
+    let web_config = Arc::new(match &flags.web_config_file {
+        Some(p) => web::webconfig::WebConfigWatcher::new(p)?,
+        None => web::webconfig::WebConfigWatcher::disabled(),
+    });
+
     let (trigger, shutdown) = shutdown::channel();
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (quit_tx, mut quit_rx) = mpsc::channel::<()>(1);
@@ -151,6 +159,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         quit_tx,
         apis: Vec::new(),
         texts,
+        web_config,
     });
 
     let server = tokio::spawn(web::serve(
