@@ -115,7 +115,15 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         None => web::webconfig::WebConfigWatcher::disabled(),
     });
 
+    let tsdb = crate::tsdb::Tsdb::open(tsdb_options(&flags))
+        .map_err(|e| AppError::Other(format!("opening storage: {}", error_chain(&e))))?;
+    tracing::info!(path = %flags.storage_path.display(), "storage opened");
+
     let (trigger, shutdown) = shutdown::channel();
+    // Storage gets its own shutdown signal: it must outlive the scrapers and rules that append
+    // to it, so it is stopped last, after intake has stopped.
+    let (storage_trigger, storage_shutdown) = shutdown::channel();
+    let storage_task = tokio::spawn(tsdb.clone().run(storage_shutdown));
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (quit_tx, mut quit_rx) = mpsc::channel::<()>(1);
 
@@ -157,7 +165,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         storage_retention: retention,
         reload_tx,
         quit_tx,
-        apis: Vec::new(),
+        apis: vec![tsdb_status_api(tsdb.clone())],
         texts,
         web_config,
     });
@@ -236,8 +244,49 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     state.ready.store(false, Ordering::Release);
     trigger.trigger();
     let _ = server.await;
+    storage_trigger.trigger();
+    let _ = storage_task.await;
+    if let Err(e) = tsdb.close() {
+        tracing::error!(err = %error_chain(&e), "final flush failed");
+    }
     tracing::info!("see you next time!");
     Ok(())
+}
+
+/// Storage options from the `--storage.tsdb.*` flags.
+pub fn tsdb_options(flags: &ServerFlags) -> crate::tsdb::Options {
+    crate::tsdb::Options {
+        path: flags.storage_path.clone(),
+        retention_time: flags.effective_retention_time(),
+        retention_size: flags.retention_size,
+        flush_interval: flags
+            .flush_interval
+            .unwrap_or(crate::tsdb::DEFAULT_FLUSH_INTERVAL),
+        max_series: flags.max_series,
+    }
+}
+
+/// `/api/v1/status/tsdb` (`limit` defaults to 10, as in Prometheus).
+fn tsdb_status_api(tsdb: Arc<crate::tsdb::Tsdb>) -> web::ApiFn {
+    Arc::new(move |path, params| {
+        if path != "/api/v1/status/tsdb" {
+            return None;
+        }
+        let limit = match params
+            .iter()
+            .find(|(k, _)| k == "limit")
+            .map(|(_, v)| v.parse::<usize>())
+        {
+            None => 10,
+            Some(Ok(n)) if n > 0 => n,
+            _ => {
+                let body = serde_json::json!({"status": "error", "errorType": "bad_data", "error": "limit must be a positive number"});
+                return Some((400, serde_json::to_vec(&body).unwrap_or_default()));
+            }
+        };
+        let body = serde_json::json!({"status": "success", "data": tsdb.status(limit)});
+        Some((200, serde_json::to_vec(&body).unwrap_or_default()))
+    })
 }
 
 /// Node exporter options from the `--path.*` and `--[no-]collector.*` flags; an unknown

@@ -1,5 +1,6 @@
 //! `edgeprom check config|rules` and `edgeprom import openmetrics`: offline commands with
-//! promtool's output shape and exit codes (0 fine, 1 failed).
+//! promtool's output shape and exit codes (0 fine, 1 failed). They report to the terminal.
+#![allow(clippy::print_stdout)]
 
 use crate::cli::ImportArgs;
 use std::io::Write;
@@ -95,8 +96,31 @@ pub fn import_openmetrics(a: &ImportArgs) -> ExitCode {
         eprintln!("edgeprom: {e}");
         return ExitCode::from(1);
     }
-    eprintln!("edgeprom: import is not available in this build yet");
-    ExitCode::from(1)
+    let opts = crate::tsdb::Options {
+        path: a.storage_path.clone(),
+        retention_time: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    match crate::tsdb::import_openmetrics(&a.file, opts) {
+        Ok(stats) => {
+            println!(
+                "imported {} samples from {} in {:.1?}",
+                stats.samples,
+                a.file.display(),
+                started.elapsed()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "edgeprom: import of {} failed: {}",
+                a.file.display(),
+                crate::app::error_chain(&e)
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn check_import_args(file: &Path, dir: &Path) -> Result<(), String> {

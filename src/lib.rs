@@ -11,6 +11,7 @@
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
+//! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
 //!
 //! Data flows one way: scrape -> storage (append); query engine -> storage (read);
 //! rules -> query engine + notifier; web -> everything (read-only views).
@@ -27,4 +28,5 @@ pub mod sdnotify;
 pub mod selfmetrics;
 pub mod shutdown;
 pub mod storage;
+pub mod tsdb;
 pub mod web;

@@ -1,0 +1,188 @@
+//! The read side: a `Querier` over a time range.
+//!
+//! Series are chosen in the index (postings) without touching samples. Sample data comes from
+//! the segments that overlap the range (each decoded once per select, keeping only the chosen
+//! series) and from the committed-but-unflushed samples, snapshotted together under the
+//! `shared` lock so that every sample is seen exactly once.
+
+use super::{encoding::RawSample, lock, read, segment, Inner, SegmentInfo};
+use crate::model::{Labels, Matcher};
+use crate::storage::{
+    Querier, SampleIter, SelectHints, Series, SeriesSet, StorageError, VecSeriesSet,
+};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A read view of `[mint, maxt]`.
+pub struct TsdbQuerier {
+    db: Arc<Inner>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl TsdbQuerier {
+    pub(super) fn new(db: Arc<Inner>, mint: i64, maxt: i64) -> Self {
+        TsdbQuerier { db, mint, maxt }
+    }
+
+    fn sids(&self, ms: &[Matcher]) -> Vec<u32> {
+        read(&self.db.index).select(ms)
+    }
+}
+
+/// Samples of one series: a vector with a cursor; `seek` is a binary search.
+struct SliceIter {
+    s: Vec<(i64, f64)>,
+    pos: usize,
+}
+
+impl Iterator for SliceIter {
+    type Item = (i64, f64);
+    #[inline]
+    fn next(&mut self) -> Option<(i64, f64)> {
+        let r = self.s.get(self.pos).copied();
+        if r.is_some() {
+            self.pos += 1;
+        }
+        r
+    }
+}
+
+impl SampleIter for SliceIter {
+    fn seek(&mut self, t_ms: i64) -> Option<(i64, f64)> {
+        if let Some(&(t, _)) = self.s.get(self.pos) {
+            if t < t_ms {
+                self.pos += self.s[self.pos..].partition_point(|&(t, _)| t < t_ms);
+            }
+        }
+        self.s.get(self.pos).copied()
+    }
+    fn take_err(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+fn read_segment(db: &Inner, s: &SegmentInfo) -> Option<Vec<u8>> {
+    let mut path = s.path.clone();
+    for _ in 0..2 {
+        match std::fs::read(&path) {
+            Ok(mut b) => {
+                b.truncate(s.len as usize);
+                return Some(b);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Sealed (renamed) or removed by retention since the snapshot.
+                let now = lock(&db.shared)
+                    .segments
+                    .iter()
+                    .find(|x| x.seq == s.seq)
+                    .map(|x| x.path.clone());
+                match now {
+                    Some(p) if p != path => path = p,
+                    _ => return None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "reading segment failed");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+impl Querier for TsdbQuerier {
+    fn select(&self, _hints: &SelectHints, matchers: &[Matcher]) -> Box<dyn SeriesSet> {
+        let (mint, maxt) = (self.mint, self.maxt);
+        let (sids, bound, mut labelled): (Vec<u32>, u32, Vec<(Labels, u32)>) = {
+            let ix = read(&self.db.index);
+            let sids = ix.select(matchers);
+            let l = sids.iter().map(|&s| (ix.labels(s), s)).collect();
+            (sids, ix.id_bound(), l)
+        };
+        if sids.is_empty() || mint > maxt {
+            return Box::new(VecSeriesSet::new(Vec::new()));
+        }
+        // sid -> slot in `out`.
+        let mut slot = vec![u32::MAX; bound as usize];
+        for (i, &s) in sids.iter().enumerate() {
+            slot[s as usize] = i as u32;
+        }
+        let mut out: Vec<Vec<(i64, f64)>> = vec![Vec::new(); sids.len()];
+        let (segs, pending): (Vec<SegmentInfo>, Vec<RawSample>) = {
+            let sh = lock(&self.db.shared);
+            let segs = sh
+                .segments
+                .iter()
+                .filter(|s| s.min_t <= maxt && s.max_t >= mint)
+                .cloned()
+                .collect();
+            let p = sh
+                .unflushed
+                .iter()
+                .filter(|r| {
+                    r.t >= mint
+                        && r.t <= maxt
+                        && slot.get(r.sid as usize).is_some_and(|&x| x != u32::MAX)
+                })
+                .copied()
+                .collect();
+            (segs, p)
+        };
+        for s in &segs {
+            let Some(bytes) = read_segment(&self.db, s) else {
+                continue;
+            };
+            let r = segment::decode(&bytes, bound, mint, maxt, |sid, t, v| {
+                if let Some(&k) = slot.get(sid as usize) {
+                    if k != u32::MAX {
+                        out[k as usize].push((t, v));
+                    }
+                }
+            });
+            if let Err(d) = r {
+                self.db.stats.corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(file = %s.path.display(), damage = %d, "damaged segment read; the rest of it is skipped");
+            }
+        }
+        for r in pending {
+            out[slot[r.sid as usize] as usize].push((r.t, r.v));
+        }
+        // Segments of older partitions written after newer ones (backfill, late data) can
+        // interleave; a series' samples are unique by construction, so sorting suffices.
+        for v in out.iter_mut() {
+            if !v.windows(2).all(|w| w[0].0 < w[1].0) {
+                v.sort_by_key(|x| x.0);
+                v.dedup_by_key(|x| x.0);
+            }
+        }
+        labelled.sort_by(|a, b| a.0.cmp(&b.0));
+        let series: Vec<Series> = labelled
+            .into_iter()
+            .filter_map(|(labels, sid)| {
+                let s = std::mem::take(&mut out[slot[sid as usize] as usize]);
+                (!s.is_empty()).then(|| Series {
+                    labels,
+                    samples: Box::new(SliceIter { s, pos: 0 }),
+                })
+            })
+            .collect();
+        Box::new(VecSeriesSet::new(series))
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        if matchers.is_empty() {
+            return Ok(read(&self.db.index).label_names(None));
+        }
+        let s = self.sids(matchers);
+        Ok(read(&self.db.index).label_names(Some(&s)))
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        if matchers.is_empty() {
+            return Ok(read(&self.db.index).label_values(name, None));
+        }
+        let s = self.sids(matchers);
+        Ok(read(&self.db.index).label_values(name, Some(&s)))
+    }
+}

@@ -1,0 +1,232 @@
+//! Unit tests of the store as a whole (real files in a temp dir).
+
+use super::*;
+use crate::model::{stale_nan, MatchType, Matcher};
+use crate::storage::SelectHints;
+
+fn opts(dir: &Path) -> Options {
+    Options {
+        path: dir.to_path_buf(),
+        retention_time: Duration::ZERO,
+        retention_size: 0,
+        flush_interval: Duration::from_millis(100),
+        max_series: 0,
+    }
+}
+
+fn lbl(name: &str, inst: &str) -> Labels {
+    Labels::from_pairs([("__name__", name), ("instance", inst), ("job", "node")])
+}
+
+fn all(db: &Tsdb, ms: &[Matcher]) -> Vec<(String, Vec<(i64, u64)>)> {
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    q.select(&SelectHints::default(), ms)
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.samples.map(|(t, v)| (t, v.to_bits())).collect(),
+            )
+        })
+        .collect()
+}
+
+fn eq(n: &str) -> Matcher {
+    Matcher::equal("__name__", n)
+}
+
+#[test]
+fn append_flush_query_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut want: Vec<(i64, u64)> = Vec::new();
+    {
+        let db = Tsdb::open(opts(dir.path())).expect("open");
+        let mut r = SeriesRef(0);
+        for k in 0..50i64 {
+            let mut a = db.appender();
+            let t = 1_700_000_000_000 + k * 15_000;
+            let v = if k == 20 { stale_nan() } else { k as f64 * 0.5 };
+            r = a.append(r, &lbl("up", "a"), t, v).expect("append");
+            a.append(SeriesRef(0), &lbl("temp", "a"), t, 20.25)
+                .expect("append");
+            a.commit().expect("commit");
+            want.push((t, v.to_bits()));
+            if k % 7 == 0 {
+                db.flush().expect("flush");
+            }
+        }
+        // Unflushed and flushed samples are both visible.
+        let got = all(&db, &[eq("up")]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, want);
+        db.close().expect("close");
+        assert!(matches!(
+            db.appender().append(SeriesRef(0), &lbl("up", "a"), 1, 1.0),
+            Err(StorageError::Closed)
+        ));
+    }
+    let db = Tsdb::open(opts(dir.path())).expect("reopen");
+    let got = all(&db, &[eq("up")]);
+    assert_eq!(got[0].1, want);
+    assert_eq!(got[0].0, r#"up{instance="a", job="node"}"#);
+    // The newest sample survives restarts: older or equal timestamps are refused.
+    let mut a = db.appender();
+    let last = want.last().expect("some").0;
+    assert!(matches!(
+        a.append(SeriesRef(0), &lbl("up", "a"), last - 1, 1.0),
+        Err(StorageError::OutOfOrder)
+    ));
+    assert!(matches!(
+        a.append(SeriesRef(0), &lbl("up", "a"), last, 1.0),
+        Err(StorageError::DuplicateTimestamp)
+    ));
+    let q = db.querier(0, i64::MAX).expect("q");
+    assert_eq!(
+        q.label_values("__name__", &[]).expect("values"),
+        ["temp", "up"]
+    );
+    assert_eq!(
+        q.label_names(&[eq("temp")]).expect("names"),
+        ["__name__", "instance", "job"]
+    );
+}
+
+#[test]
+fn rejections_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(opts(dir.path())).expect("open");
+    let l = lbl("x", "a");
+    let mut a = db.appender();
+    a.append(SeriesRef(0), &l, 1000, 1.0).expect("first");
+    a.commit().expect("commit");
+    // (t, v, want)
+    let cases: &[(i64, f64, Option<&str>)] = &[
+        (999, 1.0, Some("out of order sample")),
+        (1000, 2.0, Some("duplicate sample for timestamp")),
+        (1000, 1.0, None), // identical sample: silently ignored, as Prometheus does
+        (1001, 3.0, None),
+    ];
+    for &(t, v, want) in cases {
+        let mut a = db.appender();
+        let got = a
+            .append(SeriesRef(0), &l, t, v)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(got.as_deref(), want, "t={t} v={v}");
+        a.commit().expect("commit");
+    }
+    let got = all(&db, &[eq("x")]);
+    assert_eq!(
+        got[0].1,
+        vec![(1000, 1f64.to_bits()), (1001, 3f64.to_bits())]
+    );
+    assert_eq!(db.inner.stats.out_of_order.load(Ordering::Relaxed), 1);
+    assert_eq!(db.inner.stats.duplicate.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn commit_is_atomic_and_rollback_discards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(opts(dir.path())).expect("open");
+    let mut a = db.appender();
+    for i in 0..10 {
+        a.append(SeriesRef(0), &lbl("m", &i.to_string()), 5, 1.0)
+            .expect("append");
+    }
+    assert!(
+        all(&db, &[eq("m")]).is_empty(),
+        "nothing visible before commit"
+    );
+    a.commit().expect("commit");
+    assert_eq!(all(&db, &[eq("m")]).len(), 10);
+    let mut b = db.appender();
+    b.append(SeriesRef(0), &lbl("m", "0"), 6, 2.0)
+        .expect("append");
+    b.rollback();
+    assert_eq!(all(&db, &[eq("m")])[0].1.len(), 1);
+}
+
+#[test]
+fn series_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(Options {
+        max_series: 2,
+        ..opts(dir.path())
+    })
+    .expect("open");
+    let mut a = db.appender();
+    a.append(SeriesRef(0), &lbl("m", "1"), 5, 1.0).expect("1");
+    a.append(SeriesRef(0), &lbl("m", "2"), 5, 1.0).expect("2");
+    a.append(SeriesRef(0), &lbl("m", "1"), 6, 1.0)
+        .expect("known series still fine");
+    assert!(matches!(
+        a.append(SeriesRef(0), &lbl("m", "3"), 5, 1.0),
+        Err(StorageError::SeriesLimit { limit: 2 })
+    ));
+}
+
+#[test]
+fn select_filters_time_and_matchers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(opts(dir.path())).expect("open");
+    for k in 0..100i64 {
+        let mut a = db.appender();
+        for i in 0..5 {
+            a.append(
+                SeriesRef(0),
+                &lbl("cpu", &format!("h{i}")),
+                k * 1000,
+                (k * i) as f64,
+            )
+            .expect("a");
+        }
+        a.commit().expect("c");
+        if k % 10 == 9 {
+            db.flush().expect("flush");
+        }
+    }
+    let q = db.querier(10_000, 19_999).expect("q");
+    let m = Matcher::new(MatchType::Regex, "instance", "h[13]").expect("re");
+    let got: Vec<(Labels, Vec<(i64, f64)>)> = q
+        .select(&SelectHints::default(), &[eq("cpu"), m])
+        .map(|s| (s.labels, s.samples.collect()))
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0.get("instance"), Some("h1"));
+    assert_eq!(got[1].1.len(), 10);
+    assert_eq!(got[1].1[0], (10_000, 30.0));
+    // seek
+    let mut s = q
+        .select(&SelectHints::default(), &[eq("cpu")])
+        .next()
+        .expect("one");
+    assert_eq!(s.samples.seek(15_500), Some((16_000, 0.0)));
+    assert_eq!(s.samples.seek(0), Some((16_000, 0.0)));
+}
+
+#[test]
+fn status_has_prometheus_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(opts(dir.path())).expect("open");
+    let mut a = db.appender();
+    a.append(SeriesRef(0), &lbl("up", "a"), 1000, 1.0)
+        .expect("a");
+    a.append(SeriesRef(0), &lbl("up", "bb"), 1000, 1.0)
+        .expect("a");
+    a.append(SeriesRef(0), &lbl("temp", "a"), 2000, 1.0)
+        .expect("a");
+    a.commit().expect("c");
+    let v = serde_json::to_value(db.status(10)).expect("json");
+    let want = serde_json::json!({
+        "headStats": {"numSeries": 3, "numLabelPairs": 5, "chunkCount": 3, "minTime": 1000, "maxTime": 2000},
+        "seriesCountByMetricName": [{"name": "up", "value": 2}, {"name": "temp", "value": 1}],
+        "labelValueCountByLabelName": [
+            {"name": "__name__", "value": 2}, {"name": "instance", "value": 2}, {"name": "job", "value": 1}],
+        "memoryInBytesByLabelName": [
+            {"name": "job", "value": 12}, {"name": "__name__", "value": 8}, {"name": "instance", "value": 4}],
+        "seriesCountByLabelValuePair": [
+            {"name": "job=node", "value": 3}, {"name": "__name__=up", "value": 2},
+            {"name": "instance=a", "value": 2}, {"name": "__name__=temp", "value": 1},
+            {"name": "instance=bb", "value": 1}],
+    });
+    assert_eq!(v, want);
+}
