@@ -136,6 +136,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             (false, s) => format!("{} or {}MiB", config::format_duration(t), s >> 20),
         }
     };
+    let scrape = crate::scrape::ScrapeManager::new(tsdb.clone());
     let node = Arc::new(crate::node::NodeExporter::new(node_options(&flags)?));
     let mut texts: BTreeMap<String, web::TextFn> = BTreeMap::new();
     texts.insert(
@@ -165,7 +166,10 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         storage_retention: retention,
         reload_tx,
         quit_tx,
-        apis: vec![tsdb_status_api(tsdb.clone())],
+        apis: vec![tsdb_status_api(tsdb.clone()), {
+            let scrape = scrape.clone();
+            Arc::new(move |path: &str, params: &[(String, String)]| scrape.handle_api(path, params))
+        }],
         texts,
         web_config,
     });
@@ -179,6 +183,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     ));
     tracing::info!(address = %local, "listening");
 
+    apply_config(&cfg, &scrape)?;
     // The first config is applied: ready.
     reload_ok.set(1.0);
     reload_ts.set(web::now_ms() as f64 / 1000.0);
@@ -206,13 +211,15 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             r = reload_rx.recv() => match r { Some(tx) => Some(tx), None => break },
         };
         let res = match source.load(&self_addr) {
-            Ok(new_cfg) => {
-                let new_cfg = Arc::new(new_cfg);
-                if let Ok(mut c) = state.config.write() {
-                    *c = new_cfg;
+            Ok(new_cfg) => match apply_config(&new_cfg, &scrape) {
+                Ok(()) => {
+                    if let Ok(mut c) = state.config.write() {
+                        *c = Arc::new(new_cfg);
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
+                Err(e) => Err(error_chain(&e)),
+            },
             Err(e) => Err(error_chain(&e)),
         };
         match &res {
@@ -242,6 +249,8 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
 
     crate::sdnotify::notify("STOPPING=1");
     state.ready.store(false, Ordering::Release);
+    // Stop intake first (scrapes, then the web server), then storage flushes last.
+    scrape.stop().await;
     trigger.trigger();
     let _ = server.await;
     storage_trigger.trigger();
@@ -251,6 +260,13 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     }
     tracing::info!("see you next time!");
     Ok(())
+}
+
+/// Applies a (new) config to every component that uses it.
+fn apply_config(cfg: &Config, scrape: &crate::scrape::ScrapeManager) -> Result<(), AppError> {
+    scrape
+        .apply_config(&cfg.scrape_configs)
+        .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))
 }
 
 /// Storage options from the `--storage.tsdb.*` flags.
