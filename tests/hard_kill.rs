@@ -17,7 +17,10 @@ const ITERATIONS: usize = 50;
 const FLUSH_MS: u64 = 200;
 
 /// A target serving `kill_seq N`, N counting the scrapes served; records when each was served.
-fn start_target() -> (String, Arc<Mutex<Vec<(u64, Instant)>>>) {
+/// (sequence number, when it was served) of every scrape answered.
+type ServedLog = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+fn start_target() -> (String, ServedLog) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let served = Arc::new(Mutex::new(Vec::new()));
