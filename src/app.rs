@@ -27,6 +27,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// `--web.config.file` is invalid.
+    #[error("error loading web config")]
+    WebConfig(#[from] web::webconfig::WebConfigError),
     /// Any other start-up failure.
     #[error("{0}")]
     Other(String),
@@ -106,6 +109,11 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             tracing::info!(target_address = %self_addr, "no config file given and ./edgeprom.yml not found: using the embedded default config")
         }
     }
+
+    let web_config = Arc::new(match &flags.web_config_file {
+        Some(p) => web::webconfig::WebConfigWatcher::new(p)?,
+        None => web::webconfig::WebConfigWatcher::disabled(),
+    });
 
     let tsdb = crate::tsdb::Tsdb::open(tsdb_options(&flags))
         .map_err(|e| AppError::Other(format!("opening storage: {}", error_chain(&e))))?;
@@ -236,6 +244,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             cfg.global.external_labels.clone(),
         )],
         texts,
+        web_config,
     });
 
     let server = tokio::spawn(web::serve(

@@ -7,6 +7,7 @@ mod lifecycle;
 pub use status::PROMETHEUS_COMPAT_VERSION;
 mod status;
 pub mod ui;
+pub mod webconfig;
 
 use crate::config::Config;
 use crate::selfmetrics::{Registry, DEFAULT_BUCKETS};
@@ -112,6 +113,9 @@ pub struct WebState {
     pub raws: Vec<RawFn>,
     /// Plug-in text endpoints by path (`/node/metrics`).
     pub texts: BTreeMap<String, TextFn>,
+    /// `--web.config.file` (TLS, basic auth, headers), re-read on change;
+    /// `WebConfigWatcher::disabled()` without the flag.
+    pub web_config: Arc<webconfig::WebConfigWatcher>,
 }
 
 impl WebState {
@@ -195,40 +199,115 @@ pub async fn serve(
             },
         };
         let state = state.clone();
-        let mut conn_shutdown = shutdown.clone();
+        let conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(err = %e, %peer, "connection ended with error"); } }
-                _ = conn_shutdown.started() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
+            // The web config in force when the connection arrives decides TLS for its lifetime.
+            let tls = state.web_config.current().tls_acceptor();
+            match tls {
+                None => serve_conn(stream, state, peer, read_timeout, conn_shutdown).await,
+                Some(acceptor) => {
+                    // The handshake counts against the read timeout: a client that stalls in
+                    // it cannot hold a connection slot longer than one sending slow headers.
+                    match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            serve_conn(tls, state, peer, read_timeout, conn_shutdown).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(err = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
 }
 
-async fn handle(state: Arc<WebState>, req: hyper::Request<Incoming>, _peer: SocketAddr) -> Resp {
+/// Serves one connection (plain or TLS) until it ends or shutdown starts.
+async fn serve_conn<I>(
+    io: I,
+    state: Arc<WebState>,
+    peer: SocketAddr,
+    read_timeout: Duration,
+    mut shutdown: Shutdown,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer, read_timeout).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(err = %e, %peer, "connection ended with error"); } }
+        _ = shutdown.started() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
+    }
+}
+
+async fn handle(
+    state: Arc<WebState>,
+    req: hyper::Request<Incoming>,
+    _peer: SocketAddr,
+    read_timeout: Duration,
+) -> Resp {
+    let wc = state.web_config.current();
+    let mut resp = handle_inner(&state, &wc, req, read_timeout).await;
+    wc.apply_headers(resp.headers_mut());
+    resp
+}
+
+async fn handle_inner(
+    state: &Arc<WebState>,
+    wc: &Arc<webconfig::WebConfig>,
+    req: hyper::Request<Incoming>,
+    read_timeout: Duration,
+) -> Resp {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
+    // Authentication first, for every path (as the toolkit wraps the whole mux). bcrypt may
+    // take a second on a Pi: run it off the I/O threads.
+    let denied = if wc.has_users() {
+        let (wc, headers) = (wc.clone(), parts.headers.clone());
+        tokio::task::spawn_blocking(move || wc.check_auth(&headers))
+            .await
+            .unwrap_or_else(|_| {
+                Some(text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "auth check failed\n",
+                ))
+            })
+    } else {
+        wc.check_auth(&parts.headers)
+    };
+    if let Some(r) = denied {
+        return r;
+    }
     let raw_path = parts.uri.path().to_string();
     let path = match strip_prefix(&raw_path, &state.route_prefix) {
         Some(p) => p,
         None => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
     };
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    // The read timeout covers the body too: a client trickling bytes cannot hold the slot.
+    let body = match tokio::time::timeout(
+        read_timeout,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("cannot read request body: {e}\n"),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                "timed out reading the request body\n",
             )
         }
     };
@@ -252,7 +331,7 @@ async fn handle(state: Arc<WebState>, req: hyper::Request<Incoming>, _peer: Sock
         headers: parts.headers,
         body,
     };
-    let (handler, resp) = route(&state, &req).await;
+    let (handler, resp) = route(state, &req).await;
     let code = resp.status().as_u16().to_string();
     let reg = Registry::global();
     reg.counter(
@@ -329,6 +408,9 @@ async fn route(state: &Arc<WebState>, req: &Req) -> (&'static str, Resp) {
                 );
                 return ("other", r);
             }
+            if let Some(r) = admin_gate(state, req) {
+                return ("/api/v1/admin", r);
+            }
             if !state.raws.is_empty() {
                 // Raw handlers read storage: tell the runtime this thread may block.
                 if let Some(r) =
@@ -368,6 +450,14 @@ async fn route(state: &Arc<WebState>, req: &Req) -> (&'static str, Resp) {
                         api_handler_label(p),
                         json_bytes(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body),
                     ),
+                    Ok(None) if ADMIN_PATHS.contains(&p) => (
+                        "/api/v1/admin",
+                        api_err(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "unavailable",
+                            &format!("{p}: the storage engine does not provide this admin action"),
+                        ),
+                    ),
                     Ok(None) => (
                         "other",
                         api_err(
@@ -397,6 +487,33 @@ fn raw_handler_label(p: &str) -> &'static str {
         "/api/v1/read" => "/api/v1/read",
         _ => "other",
     }
+}
+
+/// Prometheus's admin endpoints (POST or PUT; `--web.enable-admin-api`).
+const ADMIN_PATHS: &[&str] = &[
+    "/api/v1/admin/tsdb/delete_series",
+    "/api/v1/admin/tsdb/clean_tombstones",
+    "/api/v1/admin/tsdb/snapshot",
+];
+
+/// Answers admin requests that must not reach the storage engine, as Prometheus does: another
+/// method than POST/PUT is `405`, and without `--web.enable-admin-api` every admin call is
+/// `503` `unavailable` "admin APIs disabled". `None` lets an allowed call through.
+fn admin_gate(state: &WebState, req: &Req) -> Option<Resp> {
+    if !ADMIN_PATHS.contains(&req.path.as_str()) {
+        return None;
+    }
+    if req.method != Method::POST && req.method != Method::PUT {
+        return Some(text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n"));
+    }
+    if !state.enable_admin_api {
+        return Some(api_err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "admin APIs disabled",
+        ));
+    }
+    None
 }
 
 /// A bounded set of handler labels, so metrics cardinality does not follow user input.
