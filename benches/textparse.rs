@@ -177,7 +177,7 @@ fn main() {
     let om = payload(true);
     let node_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fuzz/corpus/textparse/node_exporter_1_5.txt"
+        "/fuzz/seeds/textparse/node_exporter_1_5.txt"
     );
     let node = std::fs::read(node_path).unwrap_or_default();
     report(

@@ -511,7 +511,7 @@ fn arbitrary_bytes_never_panic() {
 fn seed_corpus_parses_completely() {
     // The fuzz seeds are real or carefully written bodies: each must parse without error, so
     // the fuzzer starts from valid inputs and this test catches regressions on real data.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/textparse");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/textparse");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus dir") {
         let path = entry.expect("entry").path();
