@@ -4,9 +4,9 @@
 //! an importable dashboard whose every query runs on edgeprom.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod common;
 
 use edgeprom::cli::http;
 use serde_json::Value;
@@ -14,19 +14,6 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// Grafana's usual step for a one-hour panel.
 const STEP: i64 = 15;
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Which server answers: edgeprom, or Debian's Prometheus 2.42 to prove the fixtures' expectations
 /// are what Prometheus itself answers.
@@ -36,64 +23,14 @@ enum Peer {
     Prometheus,
 }
 
-/// The server, scraping itself every second, with `up` stored before we return.
-fn start_server(peer: Peer) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let cfg = dir.path().join("edgeprom.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: edgeprom\n    static_configs:\n      \
-             - targets: ['127.0.0.1:{port}']\n"
-        ),
-    )
-    .expect("config");
+/// The server, scraping itself every second, with `up` stored and two more scrapes (so rates
+/// over the data have something to work with) before we return.
+fn start_server(peer: Peer) -> common::SelfScraping {
     let program = match peer {
         Peer::Edgeprom => env!("CARGO_BIN_EXE_edgeprom"),
         Peer::Prometheus => "prometheus",
     };
-    let child = Command::new(program)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--config.file={}", cfg.display()))
-        .stdout(Stdio::null())
-        .stderr(if peer == Peer::Prometheus {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        })
-        .spawn()
-        .expect("start the server (prometheus: apt-get install prometheus)");
-    let mut server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}/"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            panic!("the server exited early: {st}");
-        }
-        let r = http::get(
-            &format!("{}api/v1/query?query=up", server.base),
-            Duration::from_secs(2),
-        );
-        // Two scrapes, so rates over the data have something to work with.
-        if r.is_ok_and(|r| r.text().contains("\"__name__\":\"up\"")) {
-            std::thread::sleep(Duration::from_millis(2100));
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server never stored `up`");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    server
+    common::start_self_scraping(program, "edgeprom", Duration::from_millis(2100))
 }
 
 fn now() -> i64 {

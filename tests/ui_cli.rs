@@ -1,12 +1,13 @@
 //! `edgeprom query` against real servers over loopback: Debian's Prometheus 2.42 (the reference
 //! API) and the edgeprom binary, both scraping themselves every second.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
+
+mod common;
 
 use clap::Parser;
-use edgeprom::cli::{http, query};
+use edgeprom::cli::query;
 
 #[derive(Parser)]
 struct Wrapper {
@@ -14,67 +15,10 @@ struct Wrapper {
     q: query::QueryCmd,
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(program: &str) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let cfg = dir.path().join("cfg.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      \
-             - targets: ['127.0.0.1:{port}']\n"
-        ),
-    )
-    .expect("config");
-    let child = Command::new(program)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--config.file={}", cfg.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {program}: {e}"));
-    let mut s = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(st)) = s.child.try_wait() {
-            panic!("{program} exited: {st}");
-        }
-        let r = http::get(
-            &format!("{}/api/v1/query?query=up", s.base),
-            Duration::from_secs(2),
-        );
-        if r.is_ok_and(|r| r.text().contains("\"job\":\"self\"")) {
-            // A few more scrapes for the range query and its chart.
-            std::thread::sleep(Duration::from_millis(3100));
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{program} never stored up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// The server under test scraping itself as job `self`; a few more scrapes for the range
+/// query and its chart.
+fn start(program: &str) -> common::SelfScraping {
+    common::start_self_scraping(program, "self", Duration::from_millis(3100))
 }
 
 fn run(args: &[&str]) -> (ExitCode, String, String) {
@@ -90,8 +34,8 @@ fn run(args: &[&str]) -> (ExitCode, String, String) {
     )
 }
 
-fn check_against(server: &Server) {
-    let base = server.base.as_str();
+fn check_against(server: &common::SelfScraping) {
+    let base = server.base.trim_end_matches('/');
     // (args, whether it succeeds, text stdout or stderr must contain)
     let cases: &[(&[&str], bool, &[&str])] = &[
         (
@@ -192,10 +136,7 @@ fn query_client_works_against_edgeprom() {
 
 #[test]
 fn unreachable_server_is_a_clear_error() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let (code, _, err) = run(&["instant", "--server", &url, "--timeout", "2", "up"]);
     assert_eq!(code, ExitCode::FAILURE);

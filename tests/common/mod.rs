@@ -239,3 +239,66 @@ pub fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// A Prometheus-compatible server (edgeprom or a peer such as Debian's `prometheus`) that
+/// scrapes itself every second under job `job`; stopped on drop.
+pub struct SelfScraping {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT/`, with the trailing slash.
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SelfScraping {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program` with Prometheus's flags and a self-scrape config, waits until `up{job}` is
+/// stored, then waits `settle` more so range queries and rates have a few points.
+pub fn start_self_scraping(program: &str, job: &str, settle: Duration) -> SelfScraping {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = write_file(
+        dir.path(),
+        "cfg.yml",
+        &format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"),
+    );
+    let child = Command::new(program)
+        .arg(format!("--web.listen-address={addr}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--config.file={}", cfg.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program} (Debian peers come from .ci/run): {e}"));
+    let mut s = SelfScraping {
+        child,
+        base: format!("http://{addr}/"),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let want = format!("\"job\":\"{job}\"");
+    loop {
+        if let Ok(Some(st)) = s.child.try_wait() {
+            panic!("{program} exited early: {st}");
+        }
+        if let Ok((200, body)) = try_request(&addr, "GET", "/api/v1/query?query=up", None) {
+            if body.contains(&want) {
+                std::thread::sleep(settle);
+                return s;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{program} never stored up{{job={job:?}}}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
