@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::proto::{encode_series, snappy_compress};
+use super::proto::{encode_series, snappy_compress, MetricMetadata, WriteRequest};
 use crate::config::RemoteWriteConfig;
 use crate::model::{relabel, Labels, MatchType, Matcher};
 use crate::selfmetrics::{Counter, Gauge, Registry};
@@ -97,6 +97,11 @@ pub struct QueueStatus {
     pub last_error: Option<String>,
 }
 
+/// Where the queues get the metric metadata they send (`metadata_config`): in the server, the
+/// TYPE/HELP/UNIT the scrape loops last saw per metric family, as Prometheus's metadata watcher
+/// reads them from its scrape targets.
+pub type MetadataSource = Arc<dyn Fn() -> Vec<MetricMetadata> + Send + Sync>;
+
 /// Owns one queue per `remote_write[]` entry; reconfigured by [`RemoteWriter::apply_config`].
 pub struct RemoteWriter {
     queryable: Arc<dyn Queryable>,
@@ -106,6 +111,8 @@ pub struct RemoteWriter {
     wanted: watch::Sender<(Vec<RemoteWriteConfig>, Labels)>,
     /// Live queues' shared state, for [`RemoteWriter::status`].
     states: Mutex<Vec<Arc<QueueShared>>>,
+    /// Metadata to send; queues started after [`RemoteWriter::set_metadata_source`] use it.
+    metadata: Mutex<Option<MetadataSource>>,
 }
 
 impl RemoteWriter {
@@ -146,7 +153,14 @@ impl RemoteWriter {
             opts,
             wanted,
             states: Mutex::new(Vec::new()),
+            metadata: Mutex::new(None),
         })
+    }
+
+    /// Where queues read the metadata they send when `metadata_config.send` is true (the
+    /// default). Call before [`RemoteWriter::run`]; without a source no metadata is sent.
+    pub fn set_metadata_source(&self, src: MetadataSource) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(src);
     }
 
     /// Replaces the set of queues (on start and on each reload). Unchanged entries keep running.
@@ -277,6 +291,10 @@ impl QueueShared {
 }
 
 struct Metrics {
+    metadata: Arc<Counter>,
+    metadata_failed: Arc<Counter>,
+    metadata_retried: Arc<Counter>,
+    metadata_bytes: Arc<Counter>,
     samples: Arc<Counter>,
     failed: Arc<Counter>,
     retried: Arc<Counter>,
@@ -291,6 +309,10 @@ impl Metrics {
         let r = Registry::global();
         let l = [("remote_name", name), ("url", url)];
         Metrics {
+            metadata: r.counter("prometheus_remote_storage_metadata_total", "Total number of metadata entries sent to remote storage.", &l),
+            metadata_failed: r.counter("prometheus_remote_storage_metadata_failed_total", "Total number of metadata entries which failed on send to remote storage, non-recoverable errors.", &l),
+            metadata_retried: r.counter("prometheus_remote_storage_metadata_retried_total", "Total number of metadata entries which failed on send to remote storage but were retried because the send error was recoverable.", &l),
+            metadata_bytes: r.counter("prometheus_remote_storage_metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression.", &l),
             samples: r.counter("prometheus_remote_storage_samples_total", "Total number of samples sent to remote storage.", &l),
             failed: r.counter("prometheus_remote_storage_samples_failed_total", "Total number of samples which failed on send to remote storage, non-recoverable errors.", &l),
             retried: r.counter("prometheus_remote_storage_samples_retried_total", "Total number of samples which failed on send to remote storage but were retried because the send error was recoverable.", &l),
@@ -418,6 +440,7 @@ struct Queue {
     shared: Arc<QueueShared>,
     metrics: Arc<Metrics>,
     sender: Arc<Sender>,
+    metadata: Option<MetadataSource>,
 }
 
 /// Short hex name of a URL, as Prometheus names unnamed queues by a hash.
@@ -459,6 +482,7 @@ impl Queue {
         Queue {
             queryable: w.queryable.clone(),
             sender: Arc::new(Sender::new(cfg.clone())),
+            metadata: w.metadata.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             cfg,
             ext,
             opts: w.opts.clone(),
@@ -489,6 +513,12 @@ impl Queue {
             .shards
             .set(q.cfg.queue_config.min_shards.max(1) as f64);
         tracing::info!(remote_name = %q.shared.name, url = %q.cfg.url, resume_from_ms = start, "remote write queue started");
+        let metadata_task = match (&q.metadata, q.cfg.metadata_config.send) {
+            (Some(src), true) => Some(tokio::spawn(
+                q.clone().metadata_loop(src.clone(), stop.clone()),
+            )),
+            _ => None,
+        };
         let mut cursor = start;
         let mut persisted = start;
         let mut last_persist = Instant::now();
@@ -586,8 +616,80 @@ impl Queue {
         if cursor != persisted {
             q.persist(cursor, &mut persisted, &mut last_persist);
         }
+        if let Some(t) = metadata_task {
+            t.abort();
+            let _ = t.await;
+        }
         q.shared.stopped.store(true, Ordering::Release);
         tracing::info!(remote_name = %q.shared.name, sent_until_ms = cursor, "remote write queue stopped");
+    }
+
+    /// Sends every metric family's metadata each `send_interval`, in requests of at most
+    /// `max_samples_per_send` entries, as Prometheus's metadata watcher does. Recoverable errors
+    /// are retried with backoff until the next interval is due, then the rest of this round is
+    /// counted as failed: the next round sends everything again anyway.
+    async fn metadata_loop(self: Arc<Self>, src: MetadataSource, mut stop: watch::Receiver<bool>) {
+        let mc = self.cfg.metadata_config.clone();
+        let every = mc.send_interval.max(Duration::from_secs(1));
+        let per = mc.max_samples_per_send.max(1);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut proto = Vec::new();
+        let mut z = Vec::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let round = Instant::now();
+            let all = src();
+            let mut chunks = all.chunks(per);
+            while let Some(chunk) = chunks.next() {
+                proto.clear();
+                WriteRequest {
+                    timeseries: Vec::new(),
+                    metadata: chunk.to_vec(),
+                }
+                .encode(&mut proto);
+                snappy_compress(&proto, &mut z);
+                let body = Bytes::copy_from_slice(&z);
+                let mut backoff = self.cfg.queue_config.min_backoff;
+                let sent = loop {
+                    match self.sender.send(body.clone()).await {
+                        Outcome::Sent => {
+                            self.metrics.metadata.add(chunk.len() as f64);
+                            self.metrics.metadata_bytes.add(body.len() as f64);
+                            break true;
+                        }
+                        Outcome::Drop(e) => {
+                            tracing::error!(remote_name = %self.shared.name, url = %self.cfg.url, err = %e, "non-recoverable error while sending metadata");
+                            break false;
+                        }
+                        Outcome::Retry(e) => {
+                            if round.elapsed() + backoff >= every {
+                                tracing::warn!(remote_name = %self.shared.name, url = %self.cfg.url, err = %e, "failed to send metadata; giving up until the next interval");
+                                break false;
+                            }
+                            self.metrics.metadata_retried.add(chunk.len() as f64);
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = stop.wait_for(|s| *s) => return,
+                            }
+                            backoff = (backoff * 2).min(
+                                self.cfg
+                                    .queue_config
+                                    .max_backoff
+                                    .max(self.cfg.queue_config.min_backoff),
+                            );
+                        }
+                    }
+                };
+                if !sent {
+                    let rest: usize = chunk.len() + chunks.by_ref().map(|c| c.len()).sum::<usize>();
+                    self.metrics.metadata_failed.add(rest as f64);
+                }
+            }
+        }
     }
 
     fn persist(&self, cursor: i64, persisted: &mut i64, last: &mut Instant) {
