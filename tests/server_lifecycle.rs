@@ -11,7 +11,10 @@ const TYPO: &str = "scrape_configs:\n  - job_name: 'node'\n    scarpe_interval: 
 fn lifecycle_endpoints_without_flag_are_forbidden() {
     let s = Server::start(&[]);
     assert_eq!(s.get("/-/healthy").0, 200);
-    assert_eq!(s.get("/-/ready").0, 200);
+    // Healthy once listening; ready once the first config is applied (503 until then).
+    s.wait_for("ready", Duration::from_secs(20), |s| {
+        s.get("/-/ready").0 == 200
+    });
     for p in ["/-/reload", "/-/quit"] {
         let (code, body) = s.post(p, None);
         assert_eq!(code, 403, "{p}");
