@@ -388,6 +388,15 @@ fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
         .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))?;
     p.remote
         .set_external_labels(cfg.global.external_labels.clone());
+    // A scrape's samples are committed up to its timeout after their timestamp.
+    let longest_timeout = cfg
+        .scrape_configs
+        .iter()
+        .map(|s| s.scrape_timeout)
+        .max()
+        .unwrap_or_default();
+    p.remote
+        .set_settle(longest_timeout + std::time::Duration::from_secs(5));
     p.remote.apply_config(&cfg.remote_write);
     Ok(())
 }

@@ -55,7 +55,8 @@ use crate::storage::{Queryable, SelectHints};
 pub struct WriterOptions {
     /// Only data older than `now - settle` is read: a scrape's samples are stamped with its start
     /// and committed when it ends, up to the scrape timeout later (10 s by default), so 15 s
-    /// leaves none behind. `app` may raise it to the largest configured scrape timeout + 5 s.
+    /// leaves none behind. The server raises it to the longest scrape timeout + 5 s
+    /// ([`RemoteWriter::set_settle`]).
     pub settle: Duration,
     /// How often, at most, the sent position is written to flash (60 s: one ~100-byte file a
     /// minute, and a SIGKILL re-sends at most a minute of data).
@@ -113,6 +114,8 @@ pub struct RemoteWriter {
     states: Mutex<Vec<Arc<QueueShared>>>,
     /// Metadata to send; queues started after [`RemoteWriter::set_metadata_source`] use it.
     metadata: Mutex<Option<MetadataSource>>,
+    /// The settle delay in ms, shared with the queues (see [`RemoteWriter::set_settle`]).
+    settle_ms: Arc<AtomicI64>,
 }
 
 impl RemoteWriter {
@@ -138,19 +141,21 @@ impl RemoteWriter {
         opts: WriterOptions,
     ) -> Arc<Self> {
         let (wanted, _) = watch::channel((Vec::new(), external_labels));
+        let settle_ms = Arc::new(AtomicI64::new(opts.settle.as_millis() as i64));
         Registry::global().gauge_fn(
             "prometheus_remote_storage_highest_timestamp_in_seconds",
             "Highest timestamp that has come into the remote storage via the Appender interface, in seconds since epoch. In edgeprom: the newest timestamp the queues may read (now minus the settle delay).",
             &[],
             {
-                let settle = opts.settle;
-                move || (now_ms() - settle.as_millis() as i64) as f64 / 1000.0
+                let settle = settle_ms.clone();
+                move || (now_ms() - settle.load(Ordering::Relaxed)) as f64 / 1000.0
             },
         );
         Arc::new(RemoteWriter {
             queryable,
             data_dir,
             opts,
+            settle_ms,
             wanted,
             states: Mutex::new(Vec::new()),
             metadata: Mutex::new(None),
@@ -161,6 +166,16 @@ impl RemoteWriter {
     /// default). Call before [`RemoteWriter::run`]; without a source no metadata is sent.
     pub fn set_metadata_source(&self, src: MetadataSource) {
         *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(src);
+    }
+
+    /// Sets how old data must be before the queues read it (at least
+    /// [`WriterOptions::settle`]). Samples are stamped before they are committed: a scrape with
+    /// its start time, up to `scrape_timeout` earlier; a rule with its evaluation time minus
+    /// `query_offset`. A queue that read past a timestamp would never send what is committed
+    /// there later, so the server raises the delay to cover the longest of these.
+    pub fn set_settle(&self, settle: Duration) {
+        let ms = settle.max(self.opts.settle).as_millis() as i64;
+        self.settle_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Replaces the set of queues (on start and on each reload). Unchanged entries keep running.
@@ -441,6 +456,7 @@ struct Queue {
     metrics: Arc<Metrics>,
     sender: Arc<Sender>,
     metadata: Option<MetadataSource>,
+    settle_ms: Arc<AtomicI64>,
 }
 
 /// Short hex name of a URL, as Prometheus names unnamed queues by a hash.
@@ -483,6 +499,7 @@ impl Queue {
             queryable: w.queryable.clone(),
             sender: Arc::new(Sender::new(cfg.clone())),
             metadata: w.metadata.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            settle_ms: w.settle_ms.clone(),
             cfg,
             ext,
             opts: w.opts.clone(),
@@ -498,7 +515,7 @@ impl Queue {
             Some(t) => t,
             None => {
                 let t = now_ms()
-                    - q.opts.settle.as_millis() as i64
+                    - q.settle_ms.load(Ordering::Relaxed)
                     - q.opts.new_queue_lookback.as_millis() as i64;
                 // Persist at once, so a restart before the first interval resumes from here.
                 if let Err(e) = write_checkpoint(&q.ckpt_path, &q.cfg.url, t) {
@@ -538,7 +555,7 @@ impl Queue {
                 break;
             }
             let now = now_ms();
-            let head = now - q.opts.settle.as_millis() as i64;
+            let head = now - q.settle_ms.load(Ordering::Relaxed);
             let floor = now - q.opts.retention.as_millis() as i64;
             if cursor < floor {
                 let n = q.count_samples(cursor + 1, floor);
@@ -968,5 +985,51 @@ mod tests {
         assert!(!p.with_extension("json.tmp").exists());
         std::fs::write(&p, b"\0\0garbage").unwrap();
         assert_eq!(read_checkpoint(&p), None);
+    }
+
+    #[tokio::test]
+    async fn raised_settle_holds_a_new_queue_back() {
+        let d = tempfile::tempdir().unwrap();
+        let db = crate::tsdb::Tsdb::open(crate::tsdb::Options {
+            path: d.path().join("db"),
+            ..Default::default()
+        })
+        .unwrap();
+        let w = RemoteWriter::with_options(
+            db,
+            d.path().to_path_buf(),
+            Labels::empty(),
+            WriterOptions {
+                settle: Duration::from_millis(100),
+                ..Default::default()
+            },
+        );
+        // Never below the configured floor.
+        w.set_settle(Duration::from_millis(1));
+        assert_eq!(w.settle_ms.load(Ordering::Relaxed), 100);
+        w.set_settle(Duration::from_secs(30));
+        let cfg = crate::config::load_str(
+            "remote_write:\n- url: http://127.0.0.1:1/api/v1/write\n  name: q\n",
+            "t.yml",
+            Path::new("."),
+        )
+        .unwrap();
+        w.apply_config(&cfg.remote_write);
+        let (trigger, sd) = crate::shutdown::channel();
+        let task = tokio::spawn(w.clone().run(sd));
+        let ckpt = d.path().join("remote_write").join("q.json");
+        let mut start = None;
+        for _ in 0..200 {
+            start = read_checkpoint(&ckpt);
+            if start.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A new queue starts at now - settle: the raised delay, not the 100 ms floor.
+        let lag = now_ms() - start.expect("checkpoint written at start");
+        assert!((30_000..40_000).contains(&lag), "lag {lag} ms");
+        trigger.trigger();
+        let _ = task.await;
     }
 }
