@@ -174,6 +174,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         o.external_labels = cfg.global.external_labels.clone();
         o.external_url = external_url.clone();
         o.default_interval = cfg.global.evaluation_interval;
+        o.default_query_offset = cfg.global.rule_query_offset;
         o.resend_delay = flags.rules_resend_delay;
         o.outage_tolerance = flags.rules_outage_tolerance;
         o.for_grace_period = flags.rules_for_grace_period;
@@ -372,6 +373,7 @@ fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
     settings.external_labels = cfg.global.external_labels.clone();
     settings.external_url = p.external_url.clone();
     settings.default_interval = cfg.global.evaluation_interval;
+    settings.default_query_offset = cfg.global.rule_query_offset;
     p.rules
         .apply(&files, settings)
         .map_err(|errs| AppError::Other(format!("loading rule files: {}", errs.join("; "))))?;

@@ -16,26 +16,36 @@ use crate::model::relabel::RelabelSpec;
 struct FakeAm {
     addr: std::net::SocketAddr,
     got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    /// The `Authorization` header of each request ("" when absent).
+    auth: Arc<Mutex<Vec<String>>>,
 }
 
 async fn fake_am(statuses: Vec<u16>) -> FakeAm {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let auth: Arc<Mutex<Vec<String>>> = Arc::default();
     let n = Arc::new(AtomicUsize::new(0));
     let statuses = Arc::new(statuses);
-    let g = got.clone();
+    let (g, au) = (got.clone(), auth.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (g, n, statuses) = (g.clone(), n.clone(), statuses.clone());
+            let (g, au, n, statuses) = (g.clone(), au.clone(), n.clone(), statuses.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (g, n, statuses) = (g.clone(), n.clone(), statuses.clone());
+                    let (g, au, n, statuses) = (g.clone(), au.clone(), n.clone(), statuses.clone());
                     async move {
                         let path = req.uri().path().to_string();
+                        au.lock().unwrap().push(
+                            req.headers()
+                                .get(http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string(),
+                        );
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                         g.lock().unwrap().push((path, v));
@@ -55,7 +65,7 @@ async fn fake_am(statuses: Vec<u16>) -> FakeAm {
             });
         }
     });
-    FakeAm { addr, got }
+    FakeAm { addr, got, auth }
 }
 
 fn alert(name: &str, extra: &[(&str, &str)]) -> Alert {
@@ -462,4 +472,45 @@ async fn file_discovered_alertmanagers_follow_their_files() {
     );
     trigger.trigger();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn alertmanager_http_settings_are_used() {
+    // Rows: the HTTP settings of an `alertmanagers[]` entry, the Authorization header sent.
+    let cases = [
+        (
+            "      basic_auth:\n        username: prom\n        password: s3cret\n",
+            "Basic cHJvbTpzM2NyZXQ=",
+        ),
+        (
+            "      authorization:\n        credentials: tok\n",
+            "Bearer tok",
+        ),
+        (
+            "      authorization:\n        type: Token\n        credentials: abc\n",
+            "Token abc",
+        ),
+        ("", ""),
+    ];
+    for (http, want) in cases {
+        let am = fake_am(vec![200]).await;
+        let cfg = crate::config::load_str(
+            &format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n{http}",
+                am.addr
+            ),
+            "edgeprom.yml",
+            std::path::Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{http}: {e}"));
+        let n = Notifier::new(opts(vec![]));
+        n.apply_config(&cfg.alerting, &Labels::empty()).unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(n.clone().run(shutdown));
+        n.send(vec![alert("Auth", &[])]);
+        wait_for(|| !am.auth.lock().unwrap().is_empty()).await;
+        assert_eq!(am.auth.lock().unwrap()[0], want, "{http}");
+        trigger.trigger();
+        task.await.unwrap();
+    }
 }

@@ -741,3 +741,18 @@ fn duration_summaries_are_observed() {
     assert!(count("prometheus_rule_evaluation_duration_seconds") >= rules0 + 2);
     assert!(count("prometheus_rule_group_duration_seconds") > groups0);
 }
+
+#[test]
+fn default_query_offset_applies_to_groups_without_their_own() {
+    let f = fixture();
+    let p = f.load("a.yml", "groups:\n  - name: own\n    query_offset: 10s\n    rules:\n      - record: r\n        expr: a\n  - name: default\n    rules:\n      - record: r2\n        expr: b\n");
+    // Rows: global rule_query_offset, then the query times of both groups at t=100s.
+    for (offset, want) in [(0, [90_000, 100_000]), (30, [90_000, 70_000])] {
+        let mut s = f.mgr.settings();
+        s.default_query_offset = Duration::from_secs(offset);
+        f.mgr.apply(std::slice::from_ref(&p), s).unwrap();
+        f.queried_at.lock().unwrap().clear();
+        f.mgr.eval_all_at(100_000);
+        assert_eq!(*f.queried_at.lock().unwrap(), want, "offset {offset}s");
+    }
+}
