@@ -153,10 +153,11 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         .external_url
         .clone()
         .unwrap_or_else(|| format!("http://{self_addr}/"));
-    let notifier = crate::notifier::Notifier::new(
-        crate::notifier::NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels)
-            .map_err(AppError::Other)?,
-    );
+    // The Alertmanagers, external labels and relabeling come from `apply_config` below.
+    let notifier = crate::notifier::Notifier::new(crate::notifier::NotifierOptions {
+        queue_capacity: flags.notification_queue_capacity,
+        ..Default::default()
+    });
     let rules = {
         let (engine, tsdb_q) = (engine.clone(), tsdb.clone());
         let query: crate::rules::QueryFn = Arc::new(move |expr: &str, t_ms: i64| {
@@ -179,6 +180,10 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         o.external_labels = cfg.global.external_labels.clone();
         o.external_url = external_url.clone();
         o.default_interval = cfg.global.evaluation_interval;
+        o.default_query_offset = cfg.global.rule_query_offset;
+        o.resend_delay = flags.rules_resend_delay;
+        o.outage_tolerance = flags.rules_outage_tolerance;
+        o.for_grace_period = flags.rules_for_grace_period;
         crate::rules::RuleManager::new(o)
     };
     let remote = crate::remote::RemoteWriter::with_options(
@@ -282,6 +287,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         rules: rules.clone(),
         notifier: notifier.clone(),
         remote: remote.clone(),
+        external_url: external_url.clone(),
     };
     apply_config(&cfg, &parts)?;
     tokio::spawn(rules.clone().run(shutdown.clone()));
@@ -369,34 +375,42 @@ struct Parts {
     rules: Arc<crate::rules::RuleManager>,
     notifier: Arc<crate::notifier::Notifier>,
     remote: Arc<crate::remote::RemoteWriter>,
+    /// `--web.external-url` (or the default): rule templates and alert generator URLs.
+    external_url: String,
 }
 
-/// Applies a (new) config to every component. Rule files are loaded first: if they fail, the
-/// rule manager keeps its groups and nothing else is touched, so the old config stays whole.
+/// Applies a (new) config to every component. The alerting section is validated and the rule
+/// files are loaded first: if either fails, the rule manager keeps its groups and nothing else
+/// is touched, so the old config stays whole. The rule manager picks up changed external labels
+/// and `evaluation_interval`; the notifier its Alertmanagers, external labels and relabeling.
 fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
     let files = crate::check::expand_rule_globs(&cfg.rule_files).map_err(AppError::Other)?;
+    let alerting = crate::notifier::AlertingSetup::new(&cfg.alerting, &cfg.global.external_labels)
+        .map_err(|e| AppError::Other(format!("alerting: {e}")))?;
+    let mut settings = p.rules.settings();
+    settings.external_labels = cfg.global.external_labels.clone();
+    settings.external_url = p.external_url.clone();
+    settings.default_interval = cfg.global.evaluation_interval;
+    settings.default_query_offset = cfg.global.rule_query_offset;
     p.rules
-        .load(&files)
+        .apply(&files, settings)
         .map_err(|errs| AppError::Other(format!("loading rule files: {}", errs.join("; "))))?;
-    let n =
-        crate::notifier::NotifierOptions::from_config(&cfg.alerting, &cfg.global.external_labels)
-            .map_err(AppError::Other)?;
-    p.notifier
-        .set_alertmanagers(n.alertmanagers, n.dropped_alertmanagers);
+    p.notifier.apply(alerting);
     p.scrape
         .apply_config(&cfg.scrape_configs)
         .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))?;
     p.remote
         .set_external_labels(cfg.global.external_labels.clone());
-    // A scrape's samples are committed up to its timeout after their timestamp.
+    // A scrape's samples are committed up to its timeout after their timestamp; a rule's, its
+    // query offset after (plus the evaluation itself).
     let longest_timeout = cfg
         .scrape_configs
         .iter()
         .map(|s| s.scrape_timeout)
         .max()
         .unwrap_or_default();
-    p.remote
-        .set_settle(longest_timeout + std::time::Duration::from_secs(5));
+    let lag = longest_timeout.max(p.rules.max_query_offset());
+    p.remote.set_settle(lag + std::time::Duration::from_secs(5));
     p.remote.apply_config(&cfg.remote_write);
     Ok(())
 }

@@ -186,6 +186,25 @@ pub struct ServerFlags {
     #[arg(long = "query.max-concurrency", default_value_t = 4, value_name = "N")]
     pub query_max_concurrency: usize,
 
+    /// Max time to tolerate an outage for restoring the `for` state of alerts.
+    #[arg(long = "rules.alert.for-outage-tolerance", value_parser = duration, default_value = "1h", value_name = "DURATION")]
+    pub rules_outage_tolerance: Duration,
+    /// Minimum duration between an alert and its restored `for` state; kept only for alerts
+    /// whose `for` is longer than this.
+    #[arg(long = "rules.alert.for-grace-period", value_parser = duration, default_value = "10m", value_name = "DURATION")]
+    pub rules_for_grace_period: Duration,
+    /// Minimum amount of time to wait before resending an alert to Alertmanager.
+    #[arg(long = "rules.alert.resend-delay", value_parser = duration, default_value = "1m", value_name = "DURATION")]
+    pub rules_resend_delay: Duration,
+    /// The capacity of the queue for pending Alertmanager notifications; when full, the oldest
+    /// are dropped and counted.
+    #[arg(
+        long = "alertmanager.notification-queue-capacity",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub notification_queue_capacity: usize,
+
     /// procfs mountpoint for the node metrics.
     #[arg(long = "path.procfs", default_value = "/proc", value_name = "DIR")]
     pub procfs: PathBuf,
@@ -231,6 +250,19 @@ impl ServerFlags {
                 .unwrap_or_else(|| "edgeprom.yml".into()),
         );
         put("storage.tsdb.path", p(&self.storage_path));
+        put(
+            "rules.alert.for-outage-tolerance",
+            d(self.rules_outage_tolerance),
+        );
+        put(
+            "rules.alert.for-grace-period",
+            d(self.rules_for_grace_period),
+        );
+        put("rules.alert.resend-delay", d(self.rules_resend_delay));
+        put(
+            "alertmanager.notification-queue-capacity",
+            self.notification_queue_capacity.to_string(),
+        );
         put(
             "storage.tsdb.retention.time",
             d(self.effective_retention_time()),

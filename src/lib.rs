@@ -10,6 +10,7 @@
 //! - `web`: the HTTP server, lifecycle and status endpoints, plug-in APIs.
 //! - `check`: the offline `check` and `import` subcommands.
 //! - `logging`, `sdnotify`, `build_info`: process plumbing.
+//! - `discovery`: file-based service discovery, shared by `scrape` and `notifier`.
 //! - `node`: the node_exporter-compatible self-exporter (`/node/metrics`).
 //! - `remote`: remote write (storage-backed queues), `/federate` and remote read.
 //! - `tsdb`: the storage engine (flash-friendly, append-only, zstd-compressed).
@@ -24,6 +25,7 @@ pub mod build_info;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub(crate) mod discovery;
 pub mod http_client;
 pub mod logging;
 pub mod model;

@@ -1,6 +1,8 @@
 //! edgeprom's own metrics (`prometheus_*`, `edgeprom_*`, `process_*`) and their exposition.
 //!
-//! A tiny registry instead of a metrics crate: counters and gauges are atomics, families with
+//! A tiny registry instead of a metrics crate: counters and gauges are atomics, histograms fixed
+//! buckets, summaries a small sampled sliding window (quantiles over 10 minutes, as client_golang
+//! reports them); families with
 //! labels are maps behind a mutex touched only when a new label combination appears, and
 //! exposition writes Prometheus text format 0.0.4. Every module registers what it owns at start-up
 //! with [`Registry::global`].
@@ -9,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A float stored in an atomic `u64`.
 #[derive(Debug, Default)]
@@ -107,6 +110,177 @@ impl Histogram {
     }
 }
 
+/// How long a summary's quantiles look back: client_golang's default `MaxAge` (10 minutes).
+const SUMMARY_MAX_AGE: Duration = Duration::from_secs(600);
+/// Age buckets of a summary's window (client_golang's default `AgeBuckets`): the window slides in
+/// steps of `SUMMARY_MAX_AGE / SUMMARY_AGE_BUCKETS`.
+const SUMMARY_AGE_BUCKETS: usize = 5;
+/// Observations kept per age bucket; beyond this a bucket keeps a uniform random sample
+/// (reservoir sampling), so memory stays at most 5 x 256 x 8 bytes per summary however busy it
+/// is. 256 samples put the 0.99 quantile within about one rank of the exact one for a few hundred
+/// evaluations per bucket, which is what rule groups and Alertmanager sends produce.
+const SUMMARY_SAMPLE_CAP: usize = 256;
+
+/// One age bucket of a summary: a (possibly sampled) set of observations.
+#[derive(Debug, Default)]
+struct AgeBucket {
+    samples: Vec<f64>,
+    /// Observations offered to this bucket (>= `samples.len()`).
+    seen: u64,
+}
+
+/// The sliding window of a summary, guarded by the summary's mutex.
+#[derive(Debug)]
+struct Window {
+    buckets: Vec<AgeBucket>,
+    /// The newest bucket.
+    head: usize,
+    /// When the newest bucket started.
+    head_started: Instant,
+    /// xorshift state for reservoir sampling.
+    rng: u64,
+}
+
+impl Window {
+    fn rotate(&mut self, now: Instant) {
+        let span = SUMMARY_MAX_AGE / SUMMARY_AGE_BUCKETS as u32;
+        let elapsed = now.saturating_duration_since(self.head_started);
+        let steps = (elapsed.as_nanos() / span.as_nanos().max(1)) as usize;
+        if steps == 0 {
+            return;
+        }
+        for _ in 0..steps.min(SUMMARY_AGE_BUCKETS) {
+            self.head = (self.head + 1) % SUMMARY_AGE_BUCKETS;
+            let b = &mut self.buckets[self.head];
+            b.samples.clear();
+            b.seen = 0;
+        }
+        self.head_started += span * steps as u32;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+}
+
+/// A summary: `_sum` and `_count` since start, and quantiles over the last 10 minutes (as
+/// client_golang's summaries with their default `MaxAge`). Observing takes a short mutex and
+/// never allocates once a bucket's vector has grown; quantiles are computed at exposition.
+#[derive(Debug)]
+pub struct Summary {
+    objectives: Vec<f64>,
+    sum: AtomicF64,
+    count: AtomicU64,
+    window: Mutex<Window>,
+}
+
+impl Summary {
+    /// A summary reporting the given quantiles (each in `0..=1`).
+    pub fn new(objectives: &[f64]) -> Self {
+        Summary {
+            objectives: objectives.to_vec(),
+            sum: AtomicF64::default(),
+            count: AtomicU64::new(0),
+            window: Mutex::new(Window {
+                buckets: (0..SUMMARY_AGE_BUCKETS)
+                    .map(|_| AgeBucket::default())
+                    .collect(),
+                head: 0,
+                head_started: Instant::now(),
+                rng: 0x9E37_79B9_7F4A_7C15,
+            }),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        self.observe_at(v, Instant::now());
+    }
+
+    fn observe_at(&self, v: f64, now: Instant) {
+        self.sum.add(v);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        w.rotate(now);
+        let r = w.next_random();
+        let head = w.head;
+        let b = &mut w.buckets[head];
+        b.seen += 1;
+        if b.samples.len() < SUMMARY_SAMPLE_CAP {
+            b.samples.push(v);
+        } else {
+            // Keep each of the `seen` observations with equal probability.
+            let j = (r % b.seen) as usize;
+            if j < SUMMARY_SAMPLE_CAP {
+                b.samples[j] = v;
+            }
+        }
+    }
+
+    /// Total number of observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of all observations.
+    pub fn sum(&self) -> f64 {
+        self.sum.get()
+    }
+
+    /// `(quantile, value)` for each objective over the window; NaN without observations (as
+    /// client_golang reports an empty summary).
+    pub fn quantiles(&self) -> Vec<(f64, f64)> {
+        self.quantiles_at(Instant::now())
+    }
+
+    fn quantiles_at(&self, now: Instant) -> Vec<(f64, f64)> {
+        // Each kept sample stands for `seen / kept` observations of its bucket.
+        let mut weighted: Vec<(f64, f64)> = Vec::new();
+        {
+            let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            w.rotate(now);
+            for b in &w.buckets {
+                if b.samples.is_empty() {
+                    continue;
+                }
+                let weight = b.seen as f64 / b.samples.len() as f64;
+                weighted.extend(b.samples.iter().map(|&v| (v, weight)));
+            }
+        }
+        weighted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: f64 = weighted.iter().map(|(_, w)| w).sum();
+        self.objectives
+            .iter()
+            .map(|&q| {
+                if weighted.is_empty() {
+                    return (q, f64::NAN);
+                }
+                // The smallest value whose cumulative weight reaches q of the total.
+                let target = q * total;
+                let mut cum = 0.0;
+                let v = weighted
+                    .iter()
+                    .find(|(_, w)| {
+                        cum += w;
+                        cum >= target
+                    })
+                    .or(weighted.last())
+                    .map(|(v, _)| *v)
+                    .unwrap_or(f64::NAN);
+                (q, v)
+            })
+            .collect()
+    }
+}
+
+/// Objectives of Prometheus's latency summaries (`{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}`).
+pub const DEFAULT_OBJECTIVES: &[f64] = &[0.5, 0.9, 0.99];
+
 /// Prometheus client_golang's default buckets.
 pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -116,6 +290,7 @@ enum Metric {
     Counter(Arc<Counter>),
     Gauge(Arc<Gauge>),
     Histogram(Arc<Histogram>),
+    Summary(Arc<Summary>),
     /// A gauge computed at exposition time.
     GaugeFn(Box<dyn Fn() -> f64 + Send + Sync>),
     /// A counter computed at exposition time.
@@ -220,6 +395,7 @@ impl Registry {
             Some(Metric::Counter(c)) => Some(Metric::Counter(c.clone())),
             Some(Metric::Gauge(g)) => Some(Metric::Gauge(g.clone())),
             Some(Metric::Histogram(h)) => Some(Metric::Histogram(h.clone())),
+            Some(Metric::Summary(h)) => Some(Metric::Summary(h.clone())),
             Some(_) => None,
             None => {
                 let m = m();
@@ -227,6 +403,7 @@ impl Registry {
                     Metric::Counter(c) => Some(Metric::Counter(c.clone())),
                     Metric::Gauge(g) => Some(Metric::Gauge(g.clone())),
                     Metric::Histogram(h) => Some(Metric::Histogram(h.clone())),
+                    Metric::Summary(h) => Some(Metric::Summary(h.clone())),
                     _ => None,
                 };
                 fam.children.insert(key, m);
@@ -276,6 +453,23 @@ impl Registry {
         }) {
             Some(Metric::Histogram(h)) => h,
             _ => Arc::new(Histogram::new(buckets)),
+        }
+    }
+
+    /// Gets or creates a summary reporting the given quantiles (see [`Summary`]).
+    pub fn summary(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        objectives: &[f64],
+    ) -> Arc<Summary> {
+        let (n, v): (Vec<&str>, Vec<&str>) = labels.iter().copied().unzip();
+        match self.register(name, help, "summary", &n, &v, || {
+            Metric::Summary(Arc::new(Summary::new(objectives)))
+        }) {
+            Some(Metric::Summary(s)) => s,
+            _ => Arc::new(Summary::new(objectives)),
         }
     }
 
@@ -358,7 +552,9 @@ impl Registry {
                             Metric::Counter(c) => c.get(),
                             Metric::Gauge(g) => g.get(),
                             Metric::GaugeFn(f) | Metric::CounterFn(f) => f(),
-                            Metric::Histogram(_) => unreachable!("matched above"),
+                            Metric::Histogram(_) | Metric::Summary(_) => {
+                                unreachable!("matched above")
+                            }
                         };
                         out.push_str(name);
                         write_labels(out, &fam.label_names, values, None);
@@ -388,6 +584,25 @@ impl Registry {
                         let _ = write!(out, "{name}_count");
                         write_labels(out, &fam.label_names, values, None);
                         let _ = writeln!(out, " {total}");
+                    }
+                    Metric::Summary(s) => {
+                        for (q, v) in s.quantiles() {
+                            let mut qs = String::new();
+                            fmt_value(&mut qs, q);
+                            out.push_str(name);
+                            write_labels(out, &fam.label_names, values, Some(("quantile", &qs)));
+                            out.push(' ');
+                            fmt_value(out, v);
+                            out.push('\n');
+                        }
+                        let _ = write!(out, "{name}_sum");
+                        write_labels(out, &fam.label_names, values, None);
+                        out.push(' ');
+                        fmt_value(out, s.sum());
+                        out.push('\n');
+                        let _ = write!(out, "{name}_count");
+                        write_labels(out, &fam.label_names, values, None);
+                        let _ = writeln!(out, " {}", s.count());
                     }
                 }
             }
@@ -509,6 +724,79 @@ mod tests {
         ] {
             assert!(s.contains(want), "missing {want:?} in\n{s}");
         }
+    }
+
+    #[test]
+    fn summary_exposition_and_quantiles() {
+        let r = Registry::default();
+        let empty = r.summary(
+            "e_seconds",
+            "E.",
+            &[("alertmanager", "x")],
+            DEFAULT_OBJECTIVES,
+        );
+        let s = r.summary("s_seconds", "S.", &[], &[0.01, 0.5, 0.9, 0.99]);
+        // 1..=100: nearest-rank quantiles are exact.
+        for i in 1..=100 {
+            s.observe(i as f64);
+        }
+        let mut out = String::new();
+        r.expose(&mut out);
+        for want in [
+            "# TYPE s_seconds summary\n",
+            "s_seconds{quantile=\"0.01\"} 1\n",
+            "s_seconds{quantile=\"0.5\"} 50\n",
+            "s_seconds{quantile=\"0.9\"} 90\n",
+            "s_seconds{quantile=\"0.99\"} 99\n",
+            "s_seconds_sum 5050\n",
+            "s_seconds_count 100\n",
+            "e_seconds{alertmanager=\"x\",quantile=\"0.5\"} NaN\n",
+            "e_seconds_count{alertmanager=\"x\"} 0\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        assert_eq!(empty.count(), 0);
+    }
+
+    #[test]
+    fn summary_window_slides_and_sampling_keeps_quantiles() {
+        let t0 = Instant::now();
+        let s = Summary::new(&[0.5]);
+        for _ in 0..10 {
+            s.observe_at(1.0, t0);
+        }
+        // Two minutes later a new bucket starts; the old one still counts.
+        for _ in 0..30 {
+            s.observe_at(3.0, t0 + Duration::from_secs(130));
+        }
+        assert_eq!(
+            s.quantiles_at(t0 + Duration::from_secs(140)),
+            vec![(0.5, 3.0)]
+        );
+        // After the window has passed, nothing is left for quantiles; the totals stay.
+        let later = t0 + SUMMARY_MAX_AGE + Duration::from_secs(300);
+        assert!(s.quantiles_at(later)[0].1.is_nan());
+        assert_eq!(s.count(), 40);
+        assert_eq!(s.sum(), 100.0);
+
+        // Far more observations than a bucket keeps: the sample still tracks the distribution
+        // (uniform 0..10000, median near 5000).
+        let s = Summary::new(&[0.5, 0.9]);
+        for i in 0..10_000u32 {
+            s.observe_at(f64::from(i.wrapping_mul(7919) % 10_000), t0);
+        }
+        let q = s.quantiles_at(t0);
+        assert!((q[0].1 - 5000.0).abs() < 1000.0, "{q:?}");
+        assert!((q[1].1 - 9000.0).abs() < 600.0, "{q:?}");
+        let kept: usize = s
+            .window
+            .lock()
+            .unwrap()
+            .buckets
+            .iter()
+            .map(|b| b.samples.len())
+            .sum();
+        assert_eq!(kept, SUMMARY_SAMPLE_CAP);
     }
 
     #[test]

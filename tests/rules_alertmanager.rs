@@ -4,14 +4,13 @@
 //! keeps its pace meanwhile. Skips (with a message) when the binary is not installed; set
 //! `ALERTMANAGER_BIN` to use another path.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{alertmanager_alerts as am_alerts, alertmanager_bin, free_port, Alertmanager};
 use edgeprom::model::Labels;
 use edgeprom::notifier::{alertmanager_url, Notifier, NotifierOptions};
 use edgeprom::rules::{Alert, NotifyFn, ParseFn, QueryFn, RuleManager, RuleManagerOptions};
@@ -36,88 +35,6 @@ impl Appender for VecAppender {
         Ok(())
     }
     fn rollback(self: Box<Self>) {}
-}
-
-fn alertmanager_bin() -> Option<PathBuf> {
-    let p = PathBuf::from(
-        std::env::var("ALERTMANAGER_BIN")
-            .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into()),
-    );
-    p.exists().then_some(p)
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-struct Am {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Am {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_am(bin: &PathBuf, port: u16) -> Am {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("am.yml");
-    std::fs::write(
-        &cfg,
-        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n",
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    let am = Am { child, _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if http_get(port, "/-/ready").is_some_and(|(s, _)| s == 200) {
-            return am;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("alertmanager did not become ready on port {port}");
-}
-
-/// A plain HTTP/1.0 GET (the server closes the connection, so no chunked bodies).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split(' ').nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
-/// Alerts Alertmanager currently holds as active, by alertname.
-fn am_alerts(port: u16, name: &str) -> Vec<serde_json::Value> {
-    let Some((200, body)) = http_get(port, "/api/v2/alerts") else {
-        return Vec::new();
-    };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    v.as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a["labels"]["alertname"] == name)
-        .collect()
 }
 
 async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -223,7 +140,7 @@ async fn alert_fires_and_resolves_in_alertmanager() {
         return;
     };
     let port = free_port();
-    let _am = start_am(&bin, port);
+    let _am = Alertmanager::start(&bin, port);
     let s = setup(port);
     wait_until("the alert in Alertmanager", Duration::from_secs(20), || {
         !am_alerts(port, "PumpDown").is_empty()
@@ -270,7 +187,7 @@ async fn alertmanager_down_then_back_gets_the_alert_without_stalling_rules() {
         during >= 3,
         "only {during} evaluations in 4.5s while Alertmanager was down"
     );
-    let _am = start_am(&bin, port);
+    let _am = Alertmanager::start(&bin, port);
     wait_until(
         "the alert after Alertmanager came back",
         Duration::from_secs(20),

@@ -77,6 +77,7 @@ pub struct GlobalFile {
     pub scrape_interval: Option<String>,
     pub scrape_timeout: Option<String>,
     pub evaluation_interval: Option<String>,
+    pub rule_query_offset: Option<String>,
     pub query_log_file: Option<String>,
     pub external_labels: Option<BTreeMap<String, String>>,
     pub body_size_limit: Option<String>,

@@ -147,6 +147,12 @@ pub struct GlobalConfig {
     /// Default rule evaluation interval (1m).
     #[serde(serialize_with = "ser_duration")]
     pub evaluation_interval: Duration,
+    /// How far in the past rule groups without their own `query_offset` query (0s).
+    #[serde(
+        serialize_with = "ser_duration",
+        skip_serializing_if = "Duration::is_zero"
+    )]
+    pub rule_query_offset: Duration,
     /// Labels added to alerts and remote-written series.
     #[serde(
         serialize_with = "ser_labels",
@@ -607,6 +613,11 @@ impl Validator<'_> {
             g.evaluation_interval.as_ref(),
             Duration::from_secs(60),
         )?;
+        let rule_query_offset = self.duration(
+            "global.rule_query_offset",
+            g.rule_query_offset.as_ref(),
+            Duration::ZERO,
+        )?;
         let mut external_labels = Labels::empty().builder();
         for (k, v) in g.external_labels.unwrap_or_default() {
             if !is_valid_label_name(&k) {
@@ -621,6 +632,7 @@ impl Validator<'_> {
             scrape_interval,
             scrape_timeout,
             evaluation_interval,
+            rule_query_offset,
             external_labels: external_labels.into_labels(),
         })
     }

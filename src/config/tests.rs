@@ -41,6 +41,7 @@ fn tutorial_config_loads_with_inheritance() {
     assert_eq!(c.global.scrape_interval, Duration::from_secs(15));
     assert_eq!(c.global.scrape_timeout, Duration::from_secs(10));
     assert_eq!(c.global.evaluation_interval, Duration::from_secs(60));
+    assert_eq!(c.global.rule_query_offset, Duration::ZERO);
     assert_eq!(
         c.global.external_labels.get("monitor"),
         Some("codelab-monitor")
@@ -195,4 +196,12 @@ fn remote_write_defaults() {
         (10_000, 50, 1, 2_000)
     );
     assert_eq!(c.remote_write[0].remote_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn global_rule_query_offset() {
+    let c = load("global:\n  rule_query_offset: 30s\n").unwrap();
+    assert_eq!(c.global.rule_query_offset, Duration::from_secs(30));
+    let e = load("global:\n  rule_query_offset: soon\n").unwrap_err();
+    assert!(e.to_string().contains("global.rule_query_offset"), "{e}");
 }

@@ -9,22 +9,29 @@
 //! 4xx answer), and a
 //! batch no Alertmanager accepted is counted as dropped. Firing alerts are re-sent by the rules
 //! every resend delay, so an Alertmanager that comes back catches up on its own.
+//!
+//! Alertmanagers come from `static_configs` and `file_sd_configs` (watched through
+//! [`crate::discovery`], a broken file keeping its last good list), each relabeled with its
+//! config's `relabel_configs`, given a default port for its scheme and deduplicated by URL, as
+//! Prometheus's `alertmanagerFromGroup` and `sync` do. [`Notifier::apply_config`] replaces all of
+//! it, and the external labels and `alert_relabel_configs`, on every config reload.
 
 mod client;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
+use crate::discovery::{FileSd, Group};
 use crate::model::relabel::RelabelConfig;
 use crate::model::Labels;
 use crate::rules::template::gofmt::format_rfc3339_ms;
-use crate::selfmetrics::{Counter, Gauge, Registry};
+use crate::selfmetrics::{Counter, Gauge, Registry, Summary, DEFAULT_OBJECTIVES};
 use crate::shutdown::Shutdown;
 
 pub use client::{HttpPoster, PostError};
@@ -116,27 +123,104 @@ impl NotifierOptions {
         cfg: &crate::config::AlertingConfig,
         external_labels: &Labels,
     ) -> Result<Self, String> {
-        let mut o = NotifierOptions {
-            external_labels: external_labels.clone(),
-            relabel_configs: cfg.alert_relabel_configs.clone(),
+        let setup = AlertingSetup::new(cfg, external_labels)?;
+        let (alertmanagers, dropped_alertmanagers) = endpoints(&setup.sets);
+        Ok(NotifierOptions {
+            external_labels: setup.prep.external_labels,
+            relabel_configs: setup.prep.relabel_configs,
+            alertmanagers,
+            dropped_alertmanagers,
             ..Default::default()
-        };
+        })
+    }
+}
+
+/// What [`Notifier::send`] applies to every alert; replaced as a whole on reload.
+#[derive(Clone, Debug, Default)]
+struct Prep {
+    external_labels: Labels,
+    relabel_configs: Vec<RelabelConfig>,
+}
+
+/// One `alerting.alertmanagers[]` entry and the target groups discovered for it.
+struct AmSet {
+    cfg: crate::config::AlertmanagerConfig,
+    client: Arc<crate::http_client::HttpClient>,
+    /// Target groups by source (`static/N`, `file_sd/N`); file groups are filled by `apply`.
+    groups: BTreeMap<String, Vec<Group>>,
+}
+
+/// A validated `alerting:` section (HTTP clients built, nothing started): build it before
+/// touching anything on reload, then hand it to [`Notifier::apply`], which cannot fail.
+pub struct AlertingSetup {
+    prep: Prep,
+    sets: Vec<AmSet>,
+}
+
+impl AlertingSetup {
+    /// Checks the section and builds each Alertmanager config's HTTP client.
+    pub fn new(
+        cfg: &crate::config::AlertingConfig,
+        external_labels: &Labels,
+    ) -> Result<Self, String> {
+        let mut sets = Vec::with_capacity(cfg.alertmanagers.len());
         for (i, am) in cfg.alertmanagers.iter().enumerate() {
             let client = crate::http_client::HttpClient::new(&am.http)
                 .map_err(|e| format!("alertmanagers[{i}]: {e}"))?;
-            let client = Arc::new(client);
-            for sc in &am.static_configs {
-                for t in &sc.targets {
-                    let (ep, kept) = endpoint_for(am, t, &sc.labels, Some(client.clone()));
-                    if kept {
-                        o.alertmanagers.push(ep);
-                    } else {
-                        o.dropped_alertmanagers.push(ep.url);
-                    }
+            let mut groups = BTreeMap::new();
+            for (j, sc) in am.static_configs.iter().enumerate() {
+                groups.insert(
+                    format!("static/{j}"),
+                    vec![Group {
+                        targets: sc.targets.clone(),
+                        labels: sc.labels.clone(),
+                    }],
+                );
+            }
+            sets.push(AmSet {
+                cfg: am.clone(),
+                client: Arc::new(client),
+                groups,
+            });
+        }
+        Ok(AlertingSetup {
+            prep: Prep {
+                external_labels: external_labels.clone(),
+                relabel_configs: cfg.alert_relabel_configs.clone(),
+            },
+            sets,
+        })
+    }
+}
+
+/// Active and dropped endpoints of every set; within a set, one endpoint per URL.
+fn endpoints(sets: &[AmSet]) -> (Vec<AlertmanagerEndpoint>, Vec<String>) {
+    let mut active = Vec::new();
+    let mut dropped = Vec::new();
+    for set in sets {
+        let mut seen = HashSet::new();
+        for g in set.groups.values().flatten() {
+            for t in &g.targets {
+                let (ep, kept) = endpoint_for(&set.cfg, t, &g.labels, Some(set.client.clone()));
+                if !kept {
+                    dropped.push(ep.url);
+                } else if seen.insert(ep.url.clone()) {
+                    active.push(ep);
                 }
             }
         }
-        Ok(o)
+    }
+    (active, dropped)
+}
+
+/// Whether `addr` already names a port (`host:port`, `[v6]:port`). A bare IPv6 address is
+/// left alone, as Go's `SplitHostPort` check leaves it.
+fn has_port(addr: &str) -> bool {
+    match addr.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, p)| p.starts_with(':')),
+        None => addr.contains(':'),
     }
 }
 
@@ -162,14 +246,30 @@ pub fn endpoint_for(
         )
     };
     match crate::model::relabel::process(&before, &am.relabel_configs) {
-        Some(l) if l.get("__address__").is_some() => (
-            AlertmanagerEndpoint {
-                url: url_of(&l),
-                timeout: am.timeout,
-                client,
-            },
-            true,
-        ),
+        Some(l) if l.get("__address__").is_some() => {
+            // No port: the scheme's default, as Prometheus adds it.
+            let addr = l.get("__address__").unwrap_or("");
+            let l = if has_port(addr) {
+                l
+            } else {
+                let port = if l.get("__scheme__") == Some("https") {
+                    443
+                } else {
+                    80
+                };
+                let mut b = l.builder();
+                b.set("__address__", format!("{addr}:{port}"));
+                b.into_labels()
+            };
+            (
+                AlertmanagerEndpoint {
+                    url: url_of(&l),
+                    timeout: am.timeout,
+                    client,
+                },
+                true,
+            )
+        }
         _ => (
             AlertmanagerEndpoint {
                 url: url_of(&before),
@@ -198,11 +298,24 @@ struct AmMetrics {
     ep: AlertmanagerEndpoint,
     sent: Arc<Counter>,
     errors: Arc<Counter>,
+    latency: Arc<Summary>,
+}
+
+/// The Alertmanager sets of the current config and their file watchers.
+#[derive(Default)]
+struct Discovery {
+    sets: Vec<AmSet>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    /// Bumped by every `apply`, so a watcher of an older config changes nothing.
+    generation: u64,
 }
 
 /// Sends alerts to Alertmanagers; cheap to call from rule evaluation.
 pub struct Notifier {
     opts: NotifierOptions,
+    /// External labels and alert relabeling; the `opts` copies are only the initial values.
+    prep: Mutex<Arc<Prep>>,
+    discovery: Mutex<Discovery>,
     queue: Mutex<VecDeque<Alert>>,
     wake: Notify,
     poster: HttpPoster,
@@ -242,6 +355,11 @@ impl Notifier {
             poster: HttpPoster::new(),
             ams: Mutex::new(Arc::new(ams)),
             dropped_ams: Mutex::new(opts.dropped_alertmanagers.clone()),
+            prep: Mutex::new(Arc::new(Prep {
+                external_labels: opts.external_labels.clone(),
+                relabel_configs: opts.relabel_configs.clone(),
+            })),
+            discovery: Mutex::new(Discovery::default()),
             opts,
             stats: NotifierStats::default(),
         })
@@ -272,6 +390,12 @@ impl Notifier {
                         "Total number of errors sending alert notifications.",
                         l,
                     ),
+                    latency: r.summary(
+                        "prometheus_notifications_latency_seconds",
+                        "Latency quantiles for sending alert notifications.",
+                        l,
+                        DEFAULT_OBJECTIVES,
+                    ),
                 }
             })
             .collect()
@@ -284,6 +408,67 @@ impl Notifier {
         Self::discovered_gauge().set(ams.len() as f64);
         *self.ams.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(ams);
         *self.dropped_ams.lock().unwrap_or_else(|e| e.into_inner()) = dropped;
+    }
+
+    /// Applies an `alerting:` section and the external labels (start and every reload):
+    /// [`AlertingSetup::new`] then [`Notifier::apply`].
+    pub fn apply_config(
+        self: &Arc<Self>,
+        cfg: &crate::config::AlertingConfig,
+        external_labels: &Labels,
+    ) -> Result<(), String> {
+        self.apply(AlertingSetup::new(cfg, external_labels)?);
+        Ok(())
+    }
+
+    /// Switches to a validated setup: new external labels and alert relabeling for alerts sent
+    /// from now on, `file_sd_configs` read at once and then watched (in tasks on the current
+    /// tokio runtime, if any), and the Alertmanager set replaced. Watchers of the previous
+    /// setup stop.
+    pub fn apply(self: &Arc<Self>, mut setup: AlertingSetup) {
+        *self.prep.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(setup.prep);
+        let mut d = self.discovery.lock().unwrap_or_else(|e| e.into_inner());
+        for t in d.watchers.drain(..) {
+            t.abort();
+        }
+        d.generation += 1;
+        let generation = d.generation;
+        let rt = tokio::runtime::Handle::try_current().ok();
+        let mut watchers = Vec::new();
+        for (si, set) in setup.sets.iter_mut().enumerate() {
+            for (i, fc) in set.cfg.file_sd_configs.iter().enumerate() {
+                let mut sd = FileSd::new(fc.files.clone(), fc.refresh_interval);
+                let key = format!("file_sd/{i}");
+                set.groups
+                    .insert(key.clone(), sd.poll().unwrap_or_default());
+                let Some(rt) = &rt else { continue };
+                let weak: Weak<Notifier> = Arc::downgrade(self);
+                let _guard = rt.enter();
+                watchers.push(sd.watch(move |groups| match weak.upgrade() {
+                    Some(n) => n.set_discovered(generation, si, &key, groups),
+                    None => false,
+                }));
+            }
+        }
+        d.sets = setup.sets;
+        d.watchers = watchers;
+        let (active, dropped) = endpoints(&d.sets);
+        self.set_alertmanagers(active, dropped);
+    }
+
+    /// A watcher's update; false once its config has been replaced (the watcher then stops).
+    fn set_discovered(&self, generation: u64, set: usize, key: &str, groups: Vec<Group>) -> bool {
+        let mut d = self.discovery.lock().unwrap_or_else(|e| e.into_inner());
+        if d.generation != generation {
+            return false;
+        }
+        let Some(s) = d.sets.get_mut(set) else {
+            return false;
+        };
+        s.groups.insert(key.to_string(), groups);
+        let (active, dropped) = endpoints(&d.sets);
+        self.set_alertmanagers(active, dropped);
+        true
     }
 
     fn snapshot(&self) -> Arc<Vec<AmMetrics>> {
@@ -314,18 +499,19 @@ impl Notifier {
     /// Queues alerts (after external labels and relabeling). Never blocks on the network; when
     /// the queue is full the oldest alerts are dropped and counted.
     pub fn send(&self, alerts: Vec<Alert>) {
+        let prep = self.prep.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut prepared = Vec::with_capacity(alerts.len());
         for mut a in alerts {
-            if !self.opts.external_labels.is_empty() {
+            if !prep.external_labels.is_empty() {
                 let mut b = a.labels.builder();
-                for l in &self.opts.external_labels {
+                for l in &prep.external_labels {
                     if b.get(&l.name).is_none() {
                         b.set(l.name.clone(), l.value.clone());
                     }
                 }
                 a.labels = b.into_labels();
             }
-            match crate::model::relabel::process(&a.labels, &self.opts.relabel_configs) {
+            match crate::model::relabel::process(&a.labels, &prep.relabel_configs) {
                 Some(l) if !l.is_empty() => a.labels = l,
                 _ => continue,
             }
@@ -432,6 +618,7 @@ impl Notifier {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
+            let begin = Instant::now();
             let r = match &am.ep.client {
                 Some(c) => client::post_with(c, &am.ep.url, body.clone(), am.ep.timeout).await,
                 None => {
@@ -440,6 +627,7 @@ impl Notifier {
                         .await
                 }
             };
+            am.latency.observe(begin.elapsed().as_secs_f64());
             am.sent.add(n as f64);
             self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
             match r {
@@ -486,6 +674,15 @@ impl Notifier {
             "data": {"activeAlertmanagers": active, "droppedAlertmanagers": dropped},
         });
         Some((200, serde_json::to_vec(&body).unwrap_or_default()))
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        let d = self.discovery.get_mut().unwrap_or_else(|e| e.into_inner());
+        for t in d.watchers.drain(..) {
+            t.abort();
+        }
     }
 }
 

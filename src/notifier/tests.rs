@@ -16,26 +16,36 @@ use crate::model::relabel::RelabelSpec;
 struct FakeAm {
     addr: std::net::SocketAddr,
     got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    /// The `Authorization` header of each request ("" when absent).
+    auth: Arc<Mutex<Vec<String>>>,
 }
 
 async fn fake_am(statuses: Vec<u16>) -> FakeAm {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let auth: Arc<Mutex<Vec<String>>> = Arc::default();
     let n = Arc::new(AtomicUsize::new(0));
     let statuses = Arc::new(statuses);
-    let g = got.clone();
+    let (g, au) = (got.clone(), auth.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (g, n, statuses) = (g.clone(), n.clone(), statuses.clone());
+            let (g, au, n, statuses) = (g.clone(), au.clone(), n.clone(), statuses.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (g, n, statuses) = (g.clone(), n.clone(), statuses.clone());
+                    let (g, au, n, statuses) = (g.clone(), au.clone(), n.clone(), statuses.clone());
                     async move {
                         let path = req.uri().path().to_string();
+                        au.lock().unwrap().push(
+                            req.headers()
+                                .get(http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string(),
+                        );
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                         g.lock().unwrap().push((path, v));
@@ -55,7 +65,7 @@ async fn fake_am(statuses: Vec<u16>) -> FakeAm {
             });
         }
     });
-    FakeAm { addr, got }
+    FakeAm { addr, got, auth }
 }
 
 fn alert(name: &str, extra: &[(&str, &str)]) -> Alert {
@@ -349,4 +359,158 @@ alerting:
         v["data"]["activeAlertmanagers"].as_array().unwrap().len(),
         0
     );
+}
+
+/// Active and dropped URLs from `/api/v1/alertmanagers`.
+fn listed(n: &Notifier) -> (Vec<String>, Vec<String>) {
+    let (_, body) = n.handle_api("/api/v1/alertmanagers", &[]).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let urls = |k: &str| {
+        v["data"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["url"].as_str().unwrap().to_string())
+            .collect()
+    };
+    (urls("activeAlertmanagers"), urls("droppedAlertmanagers"))
+}
+
+async fn wait_long(what: &str, mut f: impl FnMut() -> bool) {
+    // File discovery polls every second (refresh_interval 1s below); allow for a busy machine.
+    for _ in 0..150 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_discovered_alertmanagers_follow_their_files() {
+    let am = fake_am(vec![200]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("am.yml");
+    let url = |addr: &str| format!("http://{addr}/api/v2/alerts");
+    std::fs::write(&file, format!("- targets: ['{}']\n", am.addr)).unwrap();
+    let cfg_text = "alerting:\n  alertmanagers:\n    - file_sd_configs:\n        - files: ['*.yml']\n          refresh_interval: 1s\n      relabel_configs:\n        - source_labels: [dc]\n          regex: b\n          action: drop\n";
+    let cfg = crate::config::load_str(cfg_text, "edgeprom.yml", dir.path()).unwrap();
+    let n = Notifier::new(opts(vec![]));
+    n.apply_config(&cfg.alerting, &Labels::from_pairs([("site", "a")]))
+        .unwrap();
+    // Read at once, before any watcher tick.
+    assert_eq!(listed(&n), (vec![url(&am.addr.to_string())], vec![]));
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let task = tokio::spawn(n.clone().run(shutdown));
+    n.send(vec![alert("Disc", &[])]);
+    wait_for(|| !am.got.lock().unwrap().is_empty()).await;
+    assert_eq!(am.got.lock().unwrap()[0].1[0]["labels"]["site"], "a");
+
+    // Rows: new file content, then the active and dropped URLs it must lead to.
+    let a = am.addr.to_string();
+    let cases: Vec<(&str, String, Vec<String>, Vec<String>)> = vec![
+        (
+            "a duplicate is listed once; no port gets the scheme's default; relabeling drops",
+            format!("- targets: ['{a}', '{a}', 'localhost']\n- targets: ['127.0.0.2:9093']\n  labels: {{dc: b}}\n"),
+            vec![url(&a), url("localhost:80")],
+            vec![url("127.0.0.2:9093")],
+        ),
+        (
+            "a broken file keeps the last good list",
+            "- targets: [unterminated\n".to_string(),
+            vec![url(&a), url("localhost:80")],
+            vec![url("127.0.0.2:9093")],
+        ),
+        ("an emptied file empties the list", "[]\n".to_string(), vec![], vec![]),
+    ];
+    for (name, text, active, dropped) in cases {
+        let errors_before = Registry::global()
+            .counter("prometheus_sd_file_read_errors_total", "", &[])
+            .get();
+        std::fs::write(&file, &text).unwrap();
+        if name.contains("broken") {
+            wait_long(name, || {
+                Registry::global()
+                    .counter("prometheus_sd_file_read_errors_total", "", &[])
+                    .get()
+                    > errors_before
+            })
+            .await;
+        } else {
+            wait_long(name, || listed(&n) == (active.clone(), dropped.clone())).await;
+        }
+        assert_eq!(listed(&n), (active, dropped), "{name}");
+    }
+
+    // A reload without file discovery stops the watcher and takes the new external labels.
+    let cfg = crate::config::load_str(
+        &format!(
+            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{a}']\n"
+        ),
+        "edgeprom.yml",
+        dir.path(),
+    )
+    .unwrap();
+    n.apply_config(&cfg.alerting, &Labels::from_pairs([("site", "b")]))
+        .unwrap();
+    std::fs::write(&file, "- targets: ['127.0.0.3:1']\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(listed(&n), (vec![url(&a)], vec![]));
+    am.got.lock().unwrap().clear();
+    n.send(vec![alert("Reloaded", &[])]);
+    wait_for(|| !am.got.lock().unwrap().is_empty()).await;
+    assert_eq!(am.got.lock().unwrap()[0].1[0]["labels"]["site"], "b");
+    let mut m = String::new();
+    Registry::global().expose(&mut m);
+    assert!(
+        m.contains(&format!(
+            "prometheus_notifications_latency_seconds_count{{alertmanager=\"{}\"}}",
+            url(&a)
+        )),
+        "{m}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn alertmanager_http_settings_are_used() {
+    // Rows: the HTTP settings of an `alertmanagers[]` entry, the Authorization header sent.
+    let cases = [
+        (
+            "      basic_auth:\n        username: prom\n        password: s3cret\n",
+            "Basic cHJvbTpzM2NyZXQ=",
+        ),
+        (
+            "      authorization:\n        credentials: tok\n",
+            "Bearer tok",
+        ),
+        (
+            "      authorization:\n        type: Token\n        credentials: abc\n",
+            "Token abc",
+        ),
+        ("", ""),
+    ];
+    for (http, want) in cases {
+        let am = fake_am(vec![200]).await;
+        let cfg = crate::config::load_str(
+            &format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n{http}",
+                am.addr
+            ),
+            "edgeprom.yml",
+            std::path::Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{http}: {e}"));
+        let n = Notifier::new(opts(vec![]));
+        n.apply_config(&cfg.alerting, &Labels::empty()).unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(n.clone().run(shutdown));
+        n.send(vec![alert("Auth", &[])]);
+        wait_for(|| !am.auth.lock().unwrap().is_empty()).await;
+        assert_eq!(am.auth.lock().unwrap()[0], want, "{http}");
+        trigger.trigger();
+        task.await.unwrap();
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::model::{stale_nan, Labels, LabelsBuilder, Matcher, METRIC_NAME};
-use crate::selfmetrics::{Counter, Gauge, Registry};
+use crate::selfmetrics::{Counter, Gauge, Registry, Summary, DEFAULT_OBJECTIVES};
 use crate::storage::{Appendable, Queryable, SelectHints, SeriesRef};
 
 use super::alerting::{AlertingState, EvalEnv, Templates};
@@ -15,6 +15,7 @@ use super::file::{RuleGroupSpec, RuleKind, RuleSpec};
 use super::{NotifyFn, QueryFn};
 
 /// Everything a group needs from outside; shared by all groups of a manager.
+#[derive(Clone)]
 pub(crate) struct Deps {
     pub query: QueryFn,
     pub notify: NotifyFn,
@@ -89,6 +90,35 @@ pub(crate) struct Group {
     pub key: String,
     pub state: Mutex<GroupState>,
     metrics: Metrics,
+}
+
+/// The summaries Prometheus keeps across all groups (`rules/manager.go`, `NewGroupMetrics`).
+struct Durations {
+    /// `prometheus_rule_evaluation_duration_seconds`: one observation per rule evaluation.
+    rule: Arc<Summary>,
+    /// `prometheus_rule_group_duration_seconds`: one observation per group evaluation.
+    group: Arc<Summary>,
+}
+
+fn durations() -> &'static Durations {
+    static D: std::sync::OnceLock<Durations> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let r = Registry::global();
+        Durations {
+            rule: r.summary(
+                "prometheus_rule_evaluation_duration_seconds",
+                "The duration for a rule to execute.",
+                &[],
+                DEFAULT_OBJECTIVES,
+            ),
+            group: r.summary(
+                "prometheus_rule_group_duration_seconds",
+                "The duration of rule group evaluations.",
+                &[],
+                &[0.01, 0.05, 0.5, 0.9, 0.99],
+            ),
+        }
+    })
 }
 
 const METRIC_NAMES: &[&str] = &[
@@ -247,6 +277,7 @@ impl Group {
                     rule.health = Health::Err;
                     rule.last_error = e;
                     rule.eval_secs = rstart.elapsed().as_secs_f64();
+                    durations().rule.observe(rule.eval_secs);
                     self.metrics.failures.inc();
                     continue;
                 }
@@ -267,8 +298,10 @@ impl Group {
             }
             self.store(deps, rule, vector, sample_ts);
             rule.eval_secs = rstart.elapsed().as_secs_f64();
+            durations().rule.observe(rule.eval_secs);
         }
         let secs = start.elapsed().as_secs_f64();
+        durations().group.observe(secs);
         st.eval_secs = secs;
         st.last_eval_ms = wall;
         self.metrics.last_duration.set(secs);

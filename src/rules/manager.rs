@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -72,6 +72,27 @@ impl RuleManagerOptions {
     }
 }
 
+/// The options a config reload may change (Prometheus's `Manager.Update` arguments).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSettings {
+    /// `global.external_labels` (for `$externalLabels`).
+    pub external_labels: Labels,
+    /// The external URL (for `$externalURL` and alert generator URLs).
+    pub external_url: String,
+    /// `global.evaluation_interval`: the interval of groups without their own.
+    pub default_interval: Duration,
+    /// `global.rule_query_offset`: the offset of groups without their own.
+    pub default_query_offset: Duration,
+}
+
+/// The dependencies every group task reads at each evaluation; replaced as a whole when a
+/// reload changes [`RuleSettings`], so running groups pick up new external labels and URL.
+type SharedDeps = Arc<RwLock<Arc<Deps>>>;
+
+fn current(deps: &SharedDeps) -> Arc<Deps> {
+    deps.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// A group and, while the manager runs, its task.
 struct Slot {
     group: Arc<Group>,
@@ -94,10 +115,10 @@ struct Inner {
 
 /// Loads and evaluates rule groups.
 pub struct RuleManager {
-    deps: Arc<Deps>,
+    deps: SharedDeps,
     parse: ParseFn,
-    default_interval: Duration,
-    default_query_offset: Duration,
+    /// The intervals groups without their own get; changed only by a successful `apply`.
+    defaults: Mutex<(Duration, Duration)>,
     inner: Mutex<Inner>,
 }
 
@@ -105,7 +126,7 @@ impl RuleManager {
     /// A manager without groups; call [`RuleManager::load`] and [`RuleManager::run`].
     pub fn new(opts: RuleManagerOptions) -> Arc<Self> {
         Arc::new(RuleManager {
-            deps: Arc::new(Deps {
+            deps: Arc::new(RwLock::new(Arc::new(Deps {
                 query: opts.query,
                 notify: opts.notify,
                 appendable: opts.appendable,
@@ -115,10 +136,9 @@ impl RuleManager {
                 resend_delay: opts.resend_delay,
                 outage_tolerance: opts.outage_tolerance,
                 for_grace_period: opts.for_grace_period,
-            }),
+            }))),
             parse: opts.parse,
-            default_interval: opts.default_interval,
-            default_query_offset: opts.default_query_offset,
+            defaults: Mutex::new((opts.default_interval, opts.default_query_offset)),
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -132,6 +152,30 @@ impl RuleManager {
     /// replaced and take over alert state and series of rules with the same name and labels;
     /// removed groups stop and mark their series stale.
     pub fn load(&self, files: &[PathBuf]) -> Result<(), Vec<String>> {
+        let settings = self.settings();
+        self.apply(files, settings)
+    }
+
+    /// The current reloadable settings.
+    pub fn settings(&self) -> RuleSettings {
+        let d = current(&self.deps);
+        let (default_interval, default_query_offset) =
+            *self.defaults.lock().unwrap_or_else(|e| e.into_inner());
+        RuleSettings {
+            external_labels: d.external_labels.clone(),
+            external_url: d.external_url.clone(),
+            default_interval,
+            default_query_offset,
+        }
+    }
+
+    /// Loads rule files with new settings (a config reload, as Prometheus's `Update`). On error
+    /// nothing changes. Otherwise running groups evaluate with the new external labels and URL
+    /// from their next evaluation on, and groups whose interval or offset comes from a changed
+    /// default are replaced like changed groups (keeping their alert state), as in [`load`].
+    ///
+    /// [`load`]: RuleManager::load
+    pub fn apply(&self, files: &[PathBuf], settings: RuleSettings) -> Result<(), Vec<String>> {
         let mut specs = Vec::new();
         let mut errs = Vec::new();
         for f in files {
@@ -148,7 +192,7 @@ impl RuleManager {
                 errs.push(format!("{}: group {:?} is loaded twice", s.file, s.name));
                 continue;
             }
-            match Group::new(s, self.default_interval, self.default_query_offset) {
+            match Group::new(s, settings.default_interval, settings.default_query_offset) {
                 Ok(g) => groups.push(Arc::new(g)),
                 Err(e) => errs.push(format!("{key}: {e}")),
             }
@@ -157,6 +201,19 @@ impl RuleManager {
             return Err(errs);
         }
         let mut inner = self.lock();
+        *self.defaults.lock().unwrap_or_else(|e| e.into_inner()) =
+            (settings.default_interval, settings.default_query_offset);
+        {
+            let mut d = self.deps.write().unwrap_or_else(|e| e.into_inner());
+            if d.external_labels != settings.external_labels
+                || d.external_url != settings.external_url
+            {
+                let mut nd = Deps::clone(&d);
+                nd.external_labels = settings.external_labels;
+                nd.external_url = settings.external_url;
+                *d = Arc::new(nd);
+            }
+        }
         let should_restore = !inner.loaded_once;
         inner.loaded_once = true;
         let mut old: HashMap<String, Slot> = inner
@@ -205,7 +262,7 @@ impl RuleManager {
                 Some(stop) => {
                     let _ = stop.send(Some(true));
                 }
-                None => o.group.mark_all_stale(&self.deps, now_ms()),
+                None => o.group.mark_all_stale(&current(&self.deps), now_ms()),
             }
         }
         inner.slots = slots;
@@ -277,17 +334,29 @@ impl RuleManager {
         self.lock().slots.iter().map(|s| s.group.clone()).collect()
     }
 
+    /// The largest `query_offset` of the loaded groups: rule output is stamped that far in the
+    /// past, which readers of recent data (remote write) must wait for.
+    pub fn max_query_offset(&self) -> Duration {
+        self.groups()
+            .iter()
+            .map(|g| g.query_offset)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Evaluates every group once at `t_ms`, synchronously (for tests and one-shot tools).
     pub fn eval_all_at(&self, t_ms: i64) {
+        let deps = current(&self.deps);
         for g in self.groups() {
-            g.eval(&self.deps, t_ms);
+            g.eval(&deps, t_ms);
         }
     }
 
     /// Restores `for` state of every group at `t_ms` (done by `run` after the first evaluation).
     pub fn restore_all_at(&self, t_ms: i64) {
+        let deps = current(&self.deps);
         for g in self.groups() {
-            g.restore_for_state(&self.deps, t_ms);
+            g.restore_for_state(&deps, t_ms);
         }
     }
 }
@@ -295,7 +364,7 @@ impl RuleManager {
 /// One group's loop: wait for the aligned timestamp, evaluate, repeat; count missed iterations.
 async fn group_task(
     g: Arc<Group>,
-    deps: Arc<Deps>,
+    deps: SharedDeps,
     mut stop: watch::Receiver<Option<bool>>,
     prev: Option<(Arc<Group>, JoinHandle<()>)>,
     restore: bool,
@@ -314,7 +383,7 @@ async fn group_task(
             r = stop.wait_for(|s| s.is_some()) => break r.ok().and_then(|s| *s).unwrap_or(false),
             _ = tokio::time::sleep(wait) => {}
         }
-        let (g2, d2) = (g.clone(), deps.clone());
+        let (g2, d2) = (g.clone(), current(&deps));
         let do_restore = first && restore;
         let _ = tokio::task::spawn_blocking(move || {
             g2.eval(&d2, ts);
@@ -327,7 +396,7 @@ async fn group_task(
         ts = g.advance(ts, now_ms());
     };
     if mark_stale {
-        let (g2, d2) = (g.clone(), deps.clone());
+        let (g2, d2) = (g.clone(), current(&deps));
         let _ = tokio::task::spawn_blocking(move || g2.mark_all_stale(&d2, now_ms())).await;
     }
 }

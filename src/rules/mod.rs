@@ -25,7 +25,7 @@ pub mod template;
 
 pub use crate::notifier::Alert;
 pub use file::{check_rules_files, parse_duration, RuleFileError, RuleGroupSpec, RuleSpec};
-pub use manager::{RuleManager, RuleManagerOptions};
+pub use manager::{RuleManager, RuleManagerOptions, RuleSettings};
 
 /// Evaluates an instant query at `t_ms`; returns the instant vector (a scalar result as one
 /// sample with empty labels).

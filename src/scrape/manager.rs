@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::cache::ScrapeCache;
-use super::file_sd::{FileSd, Group, POLL_INTERVAL};
 use super::metrics::Metrics;
 use super::scrape_loop::{self, Control, LoopCtx};
 use super::target::{populate, scrape_url, Populated, Target, ADDRESS};
 use crate::config::ScrapeConfig;
+use crate::discovery::{FileSd, Group};
 use crate::http_client::HttpClient;
 use crate::model::Labels;
 use crate::storage::Appendable;
@@ -309,13 +309,12 @@ impl Pool {
             let key = format!("file_sd/{i}");
             st.groups.insert(key.clone(), groups);
             let weak: Weak<Pool> = Arc::downgrade(self);
-            st.sd_tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(POLL_INTERVAL.min(sd.refresh_interval())).await;
-                    let Some(groups) = sd.poll() else { continue };
-                    let Some(pool) = weak.upgrade() else { return };
-                    pool.set_groups(&key, groups);
-                }
+            st.sd_tasks.push(sd.watch(move |groups| {
+                let Some(pool) = weak.upgrade() else {
+                    return false;
+                };
+                pool.set_groups(&key, groups);
+                true
             }));
         }
         self.sync(&mut st, restart_loops);

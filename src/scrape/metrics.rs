@@ -17,7 +17,6 @@ pub(crate) struct Metrics {
     pub pools_total: Arc<Counter>,
     pub pools_failed: Arc<Counter>,
     pub exceeded_target_limit: Arc<Counter>,
-    pub sd_file_read_errors: Arc<Counter>,
 }
 
 /// Buckets for prometheus_target_interval_length_seconds: around common intervals.
@@ -73,10 +72,6 @@ impl Metrics {
                 exceeded_target_limit: c(
                     "prometheus_target_scrape_pool_exceeded_target_limit_total",
                     "Total number of times scrape pools hit the target limit, during sync or config reload.",
-                ),
-                sd_file_read_errors: c(
-                    "prometheus_sd_file_read_errors_total",
-                    "The number of File-SD read errors.",
                 ),
             }
         })

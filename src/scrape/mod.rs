@@ -6,12 +6,11 @@
 //! - `scrape_loop`: one loop per target (fetch, parse, label, append, report, staleness);
 //! - `cache`: raw series text -> (ref, labels), so steady scrapes skip label work;
 //! - `target`: target labels (`PopulateLabels`), URLs, status;
-//! - `file_sd`: file-based discovery;
+//! - file-based discovery lives in `crate::discovery` (shared with the notifier);
 //! - `api`: the targets and metadata JSON APIs.
 
 mod api;
 mod cache;
-mod file_sd;
 mod manager;
 mod metrics;
 mod scrape_loop;

@@ -349,3 +349,91 @@ pub fn start_vm(dir: &Path, port: u16) -> Peer {
     wait_ready(&format!("127.0.0.1:{port}"), "/health");
     p
 }
+
+/// Debian's `prometheus-alertmanager` (or `ALERTMANAGER_BIN`), if installed.
+pub fn alertmanager_bin() -> Option<PathBuf> {
+    let p = PathBuf::from(
+        std::env::var("ALERTMANAGER_BIN")
+            .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into()),
+    );
+    p.exists().then_some(p)
+}
+
+/// A real Alertmanager on loopback (clustering off, one receiver that does nothing); killed
+/// on drop.
+pub struct Alertmanager {
+    pub child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Alertmanager {
+    /// Starts `bin` on 127.0.0.1:`port` and waits until /-/ready answers 200.
+    pub fn start(bin: &Path, port: u16) -> Alertmanager {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_file(
+            dir.path(),
+            "am.yml",
+            "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n",
+        );
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // No gossip: a single instance is ready at once instead of waiting to settle.
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let am = Alertmanager {
+            child,
+            port,
+            _dir: dir,
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = try_request(&addr, "GET", "/-/ready", None) {
+                return am;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("alertmanager did not become ready on port {port}");
+    }
+
+    /// `host:port` for configs.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Alerts Alertmanager's API v2 lists (active, not resolved), with alertname `name`.
+    pub fn alerts(&self, name: &str) -> Vec<serde_json::Value> {
+        alertmanager_alerts(self.port, name)
+    }
+}
+
+/// Alerts the Alertmanager on `port` lists with alertname `name` (empty if it is down).
+pub fn alertmanager_alerts(port: u16, name: &str) -> Vec<serde_json::Value> {
+    let Ok((200, body)) = try_request(&format!("127.0.0.1:{port}"), "GET", "/api/v2/alerts", None)
+    else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] == name)
+        .collect()
+}

@@ -646,3 +646,113 @@ fn only_the_first_load_waits_for_restoration() {
         );
     }
 }
+
+#[test]
+fn reload_applies_new_external_labels_url_and_default_interval() {
+    let f = fixture();
+    let text = "groups:\n  - name: own\n    interval: 5s\n    rules:\n      - alert: A\n        expr: a\n        annotations:\n          where: '{{ $externalLabels.site }} {{ $externalURL }}'\n  - name: default\n    rules:\n      - record: r\n        expr: a\n";
+    let p = f.load("a.yml", text);
+    f.mgr.restore_all_at(0);
+    f.set("a", vec![(lbl(&[("x", "1")]), 1.0)]);
+    let interval = |f: &Fixture, i: usize| {
+        f.api("/api/v1/rules", &[])["data"]["groups"][i]["interval"].clone()
+    };
+    assert_eq!(interval(&f, 1), 60.0, "evaluation_interval default");
+    // (Past the first resend delay: an alert is sent when last_sent + resend_delay < ts.)
+    f.mgr.eval_all_at(100_000);
+    let sent = f.take_sent();
+    assert_eq!(
+        sent[0].annotations.get("where"),
+        Some("greenhouse http://pi:9090")
+    );
+    let own = f.mgr.groups()[0].clone();
+
+    // Rows: settings changed by the reload, then the annotation and the default group's
+    // interval after it.
+    let base = f.mgr.settings();
+    let cases: Vec<(&str, RuleSettings, &str, f64)> = vec![
+        (
+            "external labels and URL",
+            RuleSettings {
+                external_labels: lbl(&[("site", "shed")]),
+                external_url: "http://pi2:9090/prom".to_string(),
+                ..base.clone()
+            },
+            "shed http://pi2:9090/prom",
+            60.0,
+        ),
+        (
+            "evaluation_interval",
+            RuleSettings {
+                external_labels: lbl(&[("site", "shed")]),
+                external_url: "http://pi2:9090/prom".to_string(),
+                default_interval: Duration::from_secs(15),
+                ..base.clone()
+            },
+            "shed http://pi2:9090/prom",
+            15.0,
+        ),
+    ];
+    for (i, (name, settings, want_annotation, want_interval)) in cases.into_iter().enumerate() {
+        f.mgr
+            .apply(std::slice::from_ref(&p), settings.clone())
+            .unwrap();
+        assert_eq!(f.mgr.settings(), settings, "{name}");
+        assert_eq!(interval(&f, 1), want_interval, "{name}");
+        // The group with its own interval is untouched, yet evaluates with the new settings.
+        assert!(Arc::ptr_eq(&own, &f.mgr.groups()[0]), "{name}");
+        let t = 100_000 * (i as i64 + 2);
+        f.mgr.eval_all_at(t);
+        let a = f.api("/api/v1/alerts", &[])["data"]["alerts"][0].clone();
+        assert_eq!(a["annotations"]["where"], want_annotation, "{name}");
+    }
+    // A failing reload changes no setting.
+    let before = f.mgr.settings();
+    std::fs::write(&p, "groups: [{name: g, rules: [{alert: X}]}]").unwrap();
+    let mut s = before.clone();
+    s.external_labels = lbl(&[("site", "never")]);
+    s.default_interval = Duration::from_secs(1);
+    assert!(f.mgr.apply(std::slice::from_ref(&p), s).is_err());
+    assert_eq!(f.mgr.settings(), before);
+}
+
+#[test]
+fn duration_summaries_are_observed() {
+    let f = fixture();
+    f.load("a.yml", "groups:\n  - name: sum\n    rules:\n      - record: r\n        expr: a\n      - record: r2\n        expr: a\n");
+    let count = |name: &str| {
+        let mut s = String::new();
+        crate::selfmetrics::Registry::global().expose(&mut s);
+        assert!(
+            s.contains(&format!("# TYPE {name} summary")),
+            "{name} not a summary"
+        );
+        crate::selfmetrics::Registry::global()
+            .summary(name, "", &[], &[])
+            .count()
+    };
+    f.mgr.eval_all_at(1_000);
+    let (rules0, groups0) = (
+        count("prometheus_rule_evaluation_duration_seconds"),
+        count("prometheus_rule_group_duration_seconds"),
+    );
+    f.mgr.eval_all_at(2_000);
+    // Other tests evaluate concurrently: at least this evaluation's observations arrived.
+    assert!(count("prometheus_rule_evaluation_duration_seconds") >= rules0 + 2);
+    assert!(count("prometheus_rule_group_duration_seconds") > groups0);
+}
+
+#[test]
+fn default_query_offset_applies_to_groups_without_their_own() {
+    let f = fixture();
+    let p = f.load("a.yml", "groups:\n  - name: own\n    query_offset: 10s\n    rules:\n      - record: r\n        expr: a\n  - name: default\n    rules:\n      - record: r2\n        expr: b\n");
+    // Rows: global rule_query_offset, then the query times of both groups at t=100s.
+    for (offset, want) in [(0, [90_000, 100_000]), (30, [90_000, 70_000])] {
+        let mut s = f.mgr.settings();
+        s.default_query_offset = Duration::from_secs(offset);
+        f.mgr.apply(std::slice::from_ref(&p), s).unwrap();
+        f.queried_at.lock().unwrap().clear();
+        f.mgr.eval_all_at(100_000);
+        assert_eq!(*f.queried_at.lock().unwrap(), want, "offset {offset}s");
+    }
+}

@@ -1,4 +1,6 @@
-//! File-based service discovery (`file_sd_configs`): JSON or YAML lists of target groups.
+//! File-based service discovery (`file_sd_configs`): JSON or YAML lists of target groups, shared
+//! by the scraper (scrape targets) and the notifier (Alertmanagers), so both watch files the same
+//! way.
 //!
 //! As Prometheus does: files matching the globs are read at start, whenever they change (we
 //! poll modification time and size every few seconds instead of using inotify, which keeps the
@@ -8,12 +10,41 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::metrics::Metrics;
 use crate::model::{Labels, LabelsBuilder};
+use crate::selfmetrics::{Counter, Registry, Summary, DEFAULT_OBJECTIVES};
+
+/// Prometheus's file-SD metrics (`discovery/file/file.go`).
+struct Metrics {
+    read_errors: Arc<Counter>,
+    scan_duration: Arc<Summary>,
+}
+
+impl Metrics {
+    fn get() -> &'static Metrics {
+        static M: OnceLock<Metrics> = OnceLock::new();
+        M.get_or_init(|| {
+            let r = Registry::global();
+            Metrics {
+                read_errors: r.counter(
+                    "prometheus_sd_file_read_errors_total",
+                    "The number of File-SD read errors.",
+                    &[],
+                ),
+                scan_duration: r.summary(
+                    "prometheus_sd_file_scan_duration_seconds",
+                    "The duration of the File-SD scan in seconds.",
+                    &[],
+                    DEFAULT_OBJECTIVES,
+                ),
+            }
+        })
+    }
+}
 
 /// How often files are checked for changes.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -104,6 +135,15 @@ impl FileSd {
     /// Re-scans the globs; re-reads files that changed (or all, at the refresh interval).
     /// Returns the full list of groups when anything changed.
     pub fn poll(&mut self) -> Option<Vec<Group>> {
+        let started = Instant::now();
+        let r = self.scan();
+        Metrics::get()
+            .scan_duration
+            .observe(started.elapsed().as_secs_f64());
+        r
+    }
+
+    fn scan(&mut self) -> Option<Vec<Group>> {
         let force = self.last_refresh.elapsed() >= self.refresh;
         if force {
             self.last_refresh = Instant::now();
@@ -113,7 +153,7 @@ impl FileSd {
             match glob::glob(g) {
                 Ok(paths) => present.extend(paths.flatten()),
                 Err(e) => {
-                    Metrics::get().sd_file_read_errors.inc();
+                    Metrics::get().read_errors.inc();
                     tracing::error!(glob = %g, err = %e, "invalid file_sd glob");
                 }
             }
@@ -146,7 +186,7 @@ impl FileSd {
                     *entry = (stamp, groups);
                 }
                 Err(e) => {
-                    Metrics::get().sd_file_read_errors.inc();
+                    Metrics::get().read_errors.inc();
                     tracing::error!(file = %p.display(), err = %e, "error reading file_sd file; keeping its last good targets");
                     // Remember the stamp so a broken file is not re-read every poll.
                     let entry = self.files.entry(p).or_insert(((None, 0), Vec::new()));
@@ -170,6 +210,36 @@ impl FileSd {
     /// The configured refresh interval.
     pub fn refresh_interval(&self) -> Duration {
         self.refresh
+    }
+
+    /// Polls in a task (every few seconds, at most every refresh interval) and hands each
+    /// changed list of groups to `on_change`; the task ends when `on_change` returns false
+    /// (its owner is gone) or when the returned handle is aborted.
+    pub fn watch(
+        mut self,
+        mut on_change: impl FnMut(Vec<Group>) -> bool + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(POLL_INTERVAL.min(self.refresh_interval())).await;
+                // Reading files blocks; keep it off the async workers.
+                let (sd, changed) = match tokio::task::spawn_blocking(move || {
+                    let c = self.poll();
+                    (self, c)
+                })
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => return,
+                };
+                self = sd;
+                if let Some(groups) = changed {
+                    if !on_change(groups) {
+                        return;
+                    }
+                }
+            }
+        })
     }
 
     /// All current groups.
@@ -243,10 +313,10 @@ mod tests {
         let mut sd = FileSd::new(vec![glob], Duration::from_secs(300));
         let g = sd.poll().expect("first read");
         assert_eq!(g[0].targets, vec!["a:1"]);
-        let errors_before = Metrics::get().sd_file_read_errors.get();
+        let errors_before = Metrics::get().read_errors.get();
         std::fs::write(&f, "[{broken").expect("write");
         assert!(sd.poll().is_none(), "a broken file changes nothing");
-        assert!(Metrics::get().sd_file_read_errors.get() > errors_before);
+        assert!(Metrics::get().read_errors.get() > errors_before);
         assert_eq!(sd.groups()[0].targets, vec!["a:1"]);
         std::fs::write(&f, r#"[{"targets": ["b:2", "c:3"]}]"#).expect("write");
         let g = sd.poll().expect("changed");
