@@ -200,6 +200,7 @@ pub(crate) fn call(
 ) -> Result<V, Error> {
     let name = f.name;
     let n = g.n();
+    check_extended_range(name, args)?;
     // Scalar-valued functions.
     match name {
         "time" => return Ok(V::Scalar((0..n).map(|i| g.t(i) as f64 / 1000.0).collect())),
@@ -461,6 +462,31 @@ pub(crate) fn call(
         }
         _ => range_call(ev, name, args, pos, g),
     }
+}
+
+/// `anchored` and `smoothed` windows hold samples outside the range, so only some functions may
+/// take them (Prometheus's `AnchoredSafeFunctions` / `SmoothedSafeFunctions`); the error is raised
+/// at evaluation, before any data is read, as Prometheus does.
+fn check_extended_range(name: &str, args: &[Expr]) -> Result<(), Error> {
+    const ANCHORED: &[&str] = &["changes", "delta", "increase", "rate", "resets"];
+    const SMOOTHED: &[&str] = &["delta", "increase", "rate"];
+    for a in args {
+        if let Expr::Matrix(vs, _) = unwrap_paren(a) {
+            let safe = match vs.ext {
+                super::ast::Ext::None => continue,
+                super::ast::Ext::Anchored => ANCHORED,
+                super::ast::Ext::Smoothed => SMOOTHED,
+            };
+            if !safe.contains(&name) {
+                return Err(exec(format!(
+                    "{} modifier can only be used with: {} - not with {name}",
+                    vs.ext.as_str(),
+                    safe.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Compares strings with runs of digits compared as numbers (Prometheus's sort_by_label).
@@ -743,6 +769,7 @@ fn range_call(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -
                 name,
                 &super::engine::Window {
                     pts: &[],
+                    ext: super::ast::Ext::None,
                     start: 0,
                     end: 0,
                     range: 1,
@@ -816,6 +843,7 @@ fn info(ev: &mut Ev<'_>, args: &[Expr], g: Grid) -> Result<V, Error> {
         at: None,
         pos: 0,
         durs: None,
+        ext: super::ast::Ext::None,
     };
     let infos = ev.eval_selector(&vs, g, false)?;
     let data_empty_ok = data_ms.iter().all(|m| m.matches_empty());
