@@ -384,10 +384,18 @@ fn time_range(e: &Expr, start: i64, end: i64, qstart: i64, qend: i64, lookback: 
                 None => a,
             }
         }
-        Expr::Call { args, .. } => args
-            .iter()
-            .map(|a| time_range(a, start, end, qstart, qend, lookback))
-            .fold((i64::MAX, i64::MIN), merge),
+        Expr::Call { func, args, .. } => {
+            let r = args
+                .iter()
+                .map(|a| time_range(a, start, end, qstart, qend, lookback))
+                .fold((i64::MAX, i64::MIN), merge);
+            // info() reads info series with the lookback delta at the times its argument reads.
+            if func.name == "info" && r.0 <= r.1 {
+                (r.0 - lookback, r.1)
+            } else {
+                r
+            }
+        }
     }
 }
 
