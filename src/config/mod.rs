@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-pub use units::{format_duration, parse_duration, parse_size};
+pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 /// The config edgeprom runs on when no `--config.file` is given and `edgeprom.yml` does not
 /// exist: it scrapes itself and its own node metrics every 15 s.
@@ -74,6 +74,10 @@ impl Serialize for Secret {
 
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
+}
+
+fn ser_size<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_size(*n))
 }
 
 fn ser_labels<S: Serializer>(l: &Labels, s: S) -> Result<S::Ok, S::Error> {
@@ -338,7 +342,7 @@ pub struct ScrapeConfig {
     #[serde(skip_serializing_if = "is_zero")]
     pub label_value_length_limit: usize,
     /// Max uncompressed body size in bytes (0 = no limit).
-    #[serde(skip_serializing_if = "is_zero64")]
+    #[serde(skip_serializing_if = "is_zero64", serialize_with = "ser_size")]
     pub body_size_limit: u64,
     /// Max targets after relabeling (0 = no limit).
     #[serde(skip_serializing_if = "is_zero")]

@@ -205,3 +205,19 @@ fn global_rule_query_offset() {
     let e = load("global:\n  rule_query_offset: soon\n").unwrap_err();
     assert!(e.to_string().contains("global.rule_query_offset"), "{e}");
 }
+
+/// Found by the `config_load` fuzz target: `body_size_limit` rendered as a bare byte count.
+#[test]
+fn rendered_config_loads_again() {
+    for limit in ["10MB", "1KB", "1000B", "3GB"] {
+        let c = load(&format!(
+            "scrape_configs:\n  - job_name: a\n    body_size_limit: {limit}\n"
+        ))
+        .unwrap();
+        let again = load(&c.to_yaml()).unwrap();
+        assert_eq!(
+            again.scrape_configs[0].body_size_limit, c.scrape_configs[0].body_size_limit,
+            "{limit}"
+        );
+    }
+}

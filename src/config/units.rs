@@ -104,9 +104,51 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(err)
 }
 
+/// Formats a byte size in the largest unit that divides it exactly (`10485760` -> `10MB`), so
+/// that [`parse_size`] reads it back; `0` stays `0`.
+pub fn format_size(n: u64) -> String {
+    if n == 0 {
+        return "0".to_string();
+    }
+    for (unit, shift) in [
+        ("EB", 60),
+        ("PB", 50),
+        ("TB", 40),
+        ("GB", 30),
+        ("MB", 20),
+        ("KB", 10),
+    ] {
+        if n % (1u64 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `config_load` fuzz target: a rendered config printed `body_size_limit` as a
+    /// bare byte count, which does not load again.
+    #[test]
+    fn sizes_round_trip_through_format() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0"),
+            (1, "1B"),
+            (1023, "1023B"),
+            (1024, "1KB"),
+            (10 << 20, "10MB"),
+            ((10 << 20) + 1, "10485761B"),
+            (3 << 30, "3GB"),
+            (u64::MAX, "18446744073709551615B"),
+            (1 << 63, "8EB"),
+        ];
+        for &(n, text) in cases {
+            assert_eq!(format_size(n), text);
+            assert_eq!(parse_size(text), Ok(n), "{text}");
+        }
+    }
 
     #[test]
     fn durations() {
