@@ -163,10 +163,17 @@ fn sample_limit_cuts_a_million_series_scrape() {
         "up of the cut target"
     );
     steady_keeps_ingesting(&s, "the steady target keeps ingesting");
+    // Like Prometheus's head, series are created as they are appended, up to the limit, and
+    // the rolled-back scrape commits none of their samples.
     let series = metric(&s, "prometheus_tsdb_head_series");
     assert!(
-        series < series0 + 10.0,
-        "a cut scrape commits nothing: head series {series0} -> {series}"
+        series <= series0 + 1001.0,
+        "at most sample_limit + 1 series created: head series {series0} -> {series}"
+    );
+    assert_eq!(
+        query1(&s, "count(flood)"),
+        None,
+        "a cut scrape commits nothing"
     );
     let (rss, hwm) = rss_kib(s.child.id());
     eprintln!(
