@@ -237,6 +237,20 @@ enum Damage {
     FlipByte(usize),
     /// XOR 0x5a into the middle byte of this series-log record's payload.
     FlipRecord(usize),
+    /// Cut a segment exactly where its last record starts (every record left is intact).
+    CutLastRecord,
+}
+
+/// Offsets of a segment's records (36-byte file header; 32-byte record headers starting with
+/// the payload length).
+fn segment_records(b: &[u8]) -> Vec<usize> {
+    let mut at = 36;
+    let mut out = Vec::new();
+    while at + 32 <= b.len() {
+        out.push(at);
+        at += 32 + u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    }
+    out
 }
 
 fn damage(path: &Path, d: Damage) {
@@ -252,6 +266,10 @@ fn damage(path: &Path, d: Damage) {
         Damage::FlipRecord(r) => {
             let (at, len, _) = log_records(path)[r].clone();
             b[at + 12 + (len - 12) / 2] ^= 0x5a;
+        }
+        Damage::CutLastRecord => {
+            let last = *segment_records(&b).last().unwrap();
+            b.truncate(last);
         }
     }
     std::fs::write(path, b).unwrap();
@@ -305,6 +323,12 @@ fn damaged_files_start_cleanly_and_keep_every_undamaged_sample() {
             "sealed segment truncated",
             File::Sealed(second),
             Damage::Truncate(0.6),
+            BTreeSet::new(),
+        ),
+        (
+            "sealed segment cut at a record boundary",
+            File::Sealed(second),
+            Damage::CutLastRecord,
             BTreeSet::new(),
         ),
         (

@@ -627,7 +627,21 @@ impl Inner {
             };
             let damage = match segment::parse_header(&bytes) {
                 Err(e) => Some(e),
-                Ok(_) => segment::scan(&bytes).damage,
+                Ok(_) => {
+                    let sc = segment::scan(&bytes);
+                    // A file cut exactly at a record boundary scans clean; its name still says
+                    // what time range it held when sealed.
+                    let short = sc.damage.is_none()
+                        && !matches!(sc.time_range(), Some((mn, mx)) if mn <= s.min_t && mx >= s.max_t);
+                    if short {
+                        Some(format!(
+                            "records end before the sealed time range {}..{} (file cut at offset {})",
+                            s.min_t, s.max_t, sc.valid_len
+                        ))
+                    } else {
+                        sc.damage
+                    }
+                }
             };
             if let Some(d) = damage {
                 tracing::warn!(file = %s.path.display(), damage = %d, "damaged segment found");
