@@ -86,6 +86,12 @@ impl ScrapeCache {
         self.map.entry(series.into()).or_insert(e)
     }
 
+    /// Forgets `series` (the storage refused it: caching it would hold memory for every series
+    /// of a flood that the global series limit keeps out).
+    pub fn remove(&mut self, series: &[u8]) {
+        self.map.remove(series);
+    }
+
     /// Calls `f` for every tracked series of the last completed round not seen in this one.
     pub fn for_each_stale(&mut self, mut f: impl FnMut(&mut CacheEntry)) {
         let prev = self.prev;
@@ -120,6 +126,11 @@ impl ScrapeCache {
         if self.round % EVICT_AFTER_ROUNDS == 0 {
             let round = self.round;
             self.map.retain(|_, e| e.seen + EVICT_AFTER_ROUNDS >= round);
+            // A target that once exposed far more series than now must not keep the table's
+            // memory for good.
+            if self.map.capacity() > 4 * self.map.len() + 1024 {
+                self.map.shrink_to_fit();
+            }
         }
     }
 }

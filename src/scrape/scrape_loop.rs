@@ -452,7 +452,9 @@ impl Scraper {
                         StorageError::OutOfOrder => m.out_of_order.inc(),
                         StorageError::DuplicateTimestamp => m.duplicate.inc(),
                         StorageError::OutOfBounds => m.out_of_bounds.inc(),
-                        StorageError::SeriesLimit { .. } => {}
+                        // Refused by the global series limit (counted by the storage): not
+                        // cached, so a flood of new series costs CPU per scrape, not memory.
+                        StorageError::SeriesLimit { .. } => self.cache.remove(s.series),
                         other => return Err(other.to_string()),
                     },
                 }

@@ -82,6 +82,16 @@ impl Index {
         self.live
     }
 
+    /// Makes `id_bound()` at least `bound`, leaving the new ids without labels: ids that
+    /// segments use but whose labels were lost to a damaged series log. They are never handed
+    /// to a new series, so lost samples cannot reappear under another series' labels.
+    pub fn reserve(&mut self, bound: u32) {
+        while self.series.len() < bound as usize {
+            self.series.push(None);
+            self.lasts.push(Last::empty());
+        }
+    }
+
     /// Adds a series under `sid` (which must not be in use), growing the tables as needed.
     pub fn insert(&mut self, sid: u32, labels: &Labels) {
         let pairs: Box<[(u32, u32)]> = labels

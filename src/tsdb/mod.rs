@@ -139,6 +139,18 @@ pub enum Error {
     },
 }
 
+/// `e` and its sources joined with ": " (`appending to FILE: No space left on device`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
         op,
@@ -201,6 +213,8 @@ struct Inner {
     closed: AtomicBool,
     /// Set while flushes fail (full disk): commits are refused until a flush succeeds.
     failing: AtomicBool,
+    /// Why the last failed flush failed (with its cause), for the refusals' message.
+    last_write_error: Mutex<String>,
     /// Newest committed timestamp (a copy of `Shared::max_t` for the lock-free bounds check).
     max_t: AtomicI64,
     /// Bytes of the series log (a copy readable without the flush lock).
@@ -241,7 +255,8 @@ impl Tsdb {
         let dir = opts.path.clone();
         std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         let stats = Stats::default();
-        let (log, loaded) = SeriesLog::open(&dir).map_err(io_err("opening series log in", &dir))?;
+        let log_path = dir.join(serieslog::FILE_NAME);
+        let (log, loaded) = SeriesLog::open(&dir).map_err(io_err("opening", &log_path))?;
         if let Some(d) = &loaded.damage {
             tracing::warn!(damage = %d, "series log damaged; cut");
             inc(&stats.corruptions, 1);
@@ -288,6 +303,9 @@ impl Tsdb {
             }
         }
         segments.sort_by_key(|s| s.seq);
+        if loaded.damage.is_some() {
+            reserve_ids_in_segments(&mut ix, &segments, &stats);
+        }
         let log_len = log.len();
         let (min_t, max_t) = segments.iter().fold((i64::MAX, i64::MIN), |(a, b), s| {
             (a.min(s.min_t), b.max(s.max_t))
@@ -311,6 +329,7 @@ impl Tsdb {
             stats,
             closed: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            last_write_error: Mutex::new(String::new()),
             max_t: AtomicI64::new(max_t),
             log_bytes: AtomicU64::new(log_len),
             opened_at: Instant::now(),
@@ -352,9 +371,9 @@ impl Tsdb {
                 last_retention = Instant::now();
             }
             let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = db.flush() {
-                    tracing::warn!(error = %e, "flush failed; samples kept in memory and retried");
-                }
+                // A failure is logged (with its cause) and counted inside; the samples stay in
+                // memory and the next tick retries.
+                let _ = db.flush();
                 if ret {
                     db.apply_retention();
                 }
@@ -364,7 +383,7 @@ impl Tsdb {
         let me = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = me.close() {
-                tracing::error!(error = %e, "final flush failed");
+                tracing::error!(error = %error_chain(&e), "final flush failed");
             }
         })
         .await;
@@ -457,6 +476,39 @@ fn add_id(m: &mut HashMap<u64, Ids>, h: u64, sid: u32) {
     }
 }
 
+/// Bound on the series ids [`reserve_ids_in_segments`] accepts from a segment (a corrupt but
+/// CRC-valid id must not make it allocate gigabytes): 64 M series, far beyond a board.
+const MAX_SCANNED_SID: u32 = 1 << 26;
+
+/// After series-log damage: finds the highest series id any segment uses and reserves the ids
+/// up to it, so that a series whose labels were lost never gets its id reused by a new series
+/// (which would show the lost samples under the new series' labels) and so that segment
+/// records naming lost ids still decode. Reads every segment once; runs only when the log was
+/// damaged.
+fn reserve_ids_in_segments(ix: &mut Index, segments: &[SegmentInfo], stats: &Stats) {
+    let before = ix.id_bound();
+    let mut top = before;
+    for s in segments {
+        let Ok(bytes) = std::fs::read(&s.path) else {
+            continue;
+        };
+        let r = segment::decode(&bytes, MAX_SCANNED_SID, i64::MIN, i64::MAX, |sid, _, _| {
+            top = top.max(sid.saturating_add(1));
+        });
+        if let Err(d) = r {
+            tracing::warn!(file = %s.path.display(), damage = %d, "damaged segment; samples after the damage are unreadable");
+            inc(&stats.corruptions, 1);
+        }
+    }
+    if top > before {
+        ix.reserve(top);
+        tracing::warn!(
+            lost_series = top - before,
+            "series ids used by segments but missing from the damaged series log; their samples are unreadable"
+        );
+    }
+}
+
 /// Checks a segment left `.live` by a crash, cuts a damaged tail and seals it.
 fn recover_live(
     dir: &Path,
@@ -505,8 +557,14 @@ impl Inner {
                 return Ok(s);
             }
         }
-        let mut ix = write(&self.index);
         let limit = self.opts.max_series;
+        // At the limit, refuse under the read lock: a flood of new series (every scrape of a
+        // target exposing a million) must not serialise readers on the write lock.
+        if limit > 0 && read(&self.index).num_series() >= limit {
+            inc(&self.stats.series_limit_hits, 1);
+            return Err(StorageError::SeriesLimit { limit });
+        }
+        let mut ix = write(&self.index);
         if limit > 0 && ix.num_series() >= limit {
             inc(&self.stats.series_limit_hits, 1);
             return Err(StorageError::SeriesLimit { limit });
@@ -569,7 +627,21 @@ impl Inner {
             };
             let damage = match segment::parse_header(&bytes) {
                 Err(e) => Some(e),
-                Ok(_) => segment::scan(&bytes).damage,
+                Ok(_) => {
+                    let sc = segment::scan(&bytes);
+                    // A file cut exactly at a record boundary scans clean; its name still says
+                    // what time range it held when sealed.
+                    let short = sc.damage.is_none()
+                        && !matches!(sc.time_range(), Some((mn, mx)) if mn <= s.min_t && mx >= s.max_t);
+                    if short {
+                        Some(format!(
+                            "records end before the sealed time range {}..{} (file cut at offset {})",
+                            s.min_t, s.max_t, sc.valid_len
+                        ))
+                    } else {
+                        sc.damage
+                    }
+                }
             };
             if let Some(d) = damage {
                 tracing::warn!(file = %s.path.display(), damage = %d, "damaged segment found");
@@ -593,10 +665,10 @@ impl Inner {
         }
         if self.failing.load(Ordering::SeqCst) {
             inc(&self.stats.rejected_appends, batch.len() as u64);
-            return Err(StorageError::Write(
-                "writing to disk is failing (disk full?); samples refused until a flush succeeds"
-                    .into(),
-            ));
+            return Err(StorageError::Write(format!(
+                "writing to disk is failing ({}); samples refused until a flush succeeds",
+                lock(&self.last_write_error)
+            )));
         }
         let ix = read(&self.index);
         let mut sh = lock(&self.shared);
@@ -653,12 +725,14 @@ impl Inner {
                     lock(&self.shared).new_series.drain(..new_sids.len());
                 }
                 Err(e) => {
-                    self.write_failed();
-                    return Err(Error::Io {
+                    let e = Error::Io {
                         op: "appending to",
                         path: fs.log.path().to_path_buf(),
                         source: e,
-                    });
+                    };
+                    self.write_failed(&e);
+                    tracing::warn!(error = %error_chain(&e), pending = n, "flush failed; samples kept in memory and retried");
+                    return Err(e);
                 }
             }
         }
@@ -740,8 +814,8 @@ impl Inner {
                 Ok(())
             }
             Some(e) => {
-                self.write_failed();
-                tracing::warn!(error = %e, pending, "flush failed");
+                self.write_failed(&e);
+                tracing::warn!(error = %error_chain(&e), pending, "flush failed; samples kept in memory and retried");
                 Err(e)
             }
         }
@@ -753,8 +827,9 @@ impl Inner {
         }
     }
 
-    fn write_failed(&self) {
+    fn write_failed(&self, e: &Error) {
         inc(&self.stats.write_failures, 1);
+        *lock(&self.last_write_error) = error_chain(e);
         self.failing.store(true, Ordering::SeqCst);
     }
 

@@ -334,8 +334,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The writer of the one segment being appended to.
+///
+/// It keeps no file open between appends: each append opens the file, writes one record at the
+/// known end, fsyncs and closes it. Linux refuses to remount a file system read-only while a
+/// file on it is open for writing (EBUSY), so holding the file open would stop an operator
+/// from remounting the card read-only (to protect or back it up) while edgeprom runs; one
+/// `open` per flush costs nothing next to its `fdatasync`.
 pub struct SegmentWriter {
-    file: File,
     dir: PathBuf,
     path: PathBuf,
     seq: u64,
@@ -373,8 +378,8 @@ impl SegmentWriter {
         let res = file
             .write_all(&encode_header(&h))
             .and_then(|_| file.sync_data());
+        drop(file);
         if let Err(e) = res {
-            drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);
         }
@@ -383,7 +388,6 @@ impl SegmentWriter {
         let enc = zstd::stream::write::Encoder::new(Vec::new(), lvl)?;
         Ok((
             SegmentWriter {
-                file,
                 dir: dir.to_path_buf(),
                 path,
                 seq,
@@ -463,14 +467,17 @@ impl SegmentWriter {
         let mut reuse = payload;
         reuse.clear();
         *self.enc.get_mut() = reuse;
-        let res = self
-            .file
-            .write_all(&self.rec)
-            .and_then(|_| self.file.sync_data());
+        let file = OpenOptions::new().write(true).open(&self.path)?;
+        let res = {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&self.rec, self.len)
+                .and_then(|_| file.sync_data())
+        };
         if let Err(e) = res {
-            let _ = self.file.set_len(self.len);
+            let _ = file.set_len(self.len);
             return Err(e);
         }
+        drop(file);
         if !self.dir_synced && !self.defer_dir_sync {
             sync_dir(&self.dir)?;
             self.dir_synced = true;
@@ -484,7 +491,13 @@ impl SegmentWriter {
     /// Seals the segment: renames it to its final name (or deletes it when empty).
     /// Returns the sealed info, or `None` when the segment held nothing.
     pub fn seal(self) -> io::Result<Option<SegmentInfo>> {
-        let _ = self.file.set_len(self.len);
+        // Cut anything a failed append may have left past the last intact record (best
+        // effort: on a read-only file system the rename below fails too, and start-up cuts it).
+        if let Ok(f) = OpenOptions::new().write(true).open(&self.path) {
+            if f.metadata().is_ok_and(|m| m.len() != self.len) {
+                let _ = f.set_len(self.len);
+            }
+        }
         let sync = !self.defer_dir_sync;
         seal_file(
             &self.dir, &self.path, self.seq, self.min_t, self.max_t, self.len, sync,

@@ -12,11 +12,17 @@
 //!
 //! A torn or corrupt tail is cut at start-up (the series in it are re-logged at the next flush
 //! if they are still being written; samples in segments that refer to an unknown id are skipped
-//! and counted as corruption).
+//! and counted as corruption). A damaged record *followed by an intact one* (bit rot, not a torn
+//! write) is skipped rather than cut, so one bad record loses only its own series; a damaged
+//! file header is rewritten when the records behind it are intact. Whenever damage was found the
+//! store re-derives the highest series id from the segments, so a lost id is never handed to a
+//! new series (see `Tsdb::open`).
+//!
+//! Like the segment writer, the log keeps no file open between appends (see `SegmentWriter`).
 
 use super::encoding::{put_uvarint, Cursor};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::OpenOptions;
+use std::io;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 6] = b"EPSER\0";
@@ -39,16 +45,19 @@ pub struct Loaded {
 
 /// The append side of the log.
 pub struct SeriesLog {
-    file: File,
     path: PathBuf,
     len: u64,
     raw: Vec<u8>,
 }
 
 fn header() -> [u8; HEADER_LEN] {
+    header_for(VERSION)
+}
+
+fn header_for(version: u16) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..6].copy_from_slice(MAGIC);
-    h[6..8].copy_from_slice(&VERSION.to_le_bytes());
+    h[6..8].copy_from_slice(&version.to_le_bytes());
     let c = crc32fast::hash(&h[0..8]);
     h[8..12].copy_from_slice(&c.to_le_bytes());
     h
@@ -64,38 +73,58 @@ impl SeriesLog {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        let mut damage = None;
-        let mut entries = Vec::new();
-        let valid = if bytes.len() < HEADER_LEN || bytes[0..HEADER_LEN] != header() {
-            if !bytes.is_empty() {
-                damage = Some(format!(
-                    "{}: bad or torn header, log restarted",
-                    path.display()
+        if bytes.len() >= 8 && bytes[0..6] == MAGIC[..] {
+            let v = u16::from_le_bytes([bytes[6], bytes[7]]);
+            if v > VERSION && bytes.get(0..HEADER_LEN) == Some(&header_for(v)[..]) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: format version {v}, this build reads up to {VERSION}",
+                        path.display()
+                    ),
                 ));
             }
-            file.set_len(0)?;
-            file.write_all(&header())?;
-            file.sync_data()?;
-            HEADER_LEN
-        } else {
-            let (v, d) = parse_records(&bytes, &mut entries);
-            if let Some(d) = d {
-                damage = Some(format!("{}: {d}; cut at offset {v}", path.display()));
-                file.set_len(v as u64)?;
-                file.sync_data()?;
+        }
+        let mut damages: Vec<String> = Vec::new();
+        let mut entries = Vec::new();
+        // (bytes to keep, whether the header must be (re)written)
+        let (valid, new_header) = if bytes.len() < HEADER_LEN {
+            if !bytes.is_empty() {
+                damages.push("torn header, log restarted".into());
             }
-            v
+            (HEADER_LEN, true)
+        } else {
+            let bad_header = bytes[0..HEADER_LEN] != header();
+            let (v, d) = parse_records(&bytes, &mut entries);
+            damages.extend(d);
+            if bad_header {
+                damages.push(if entries.is_empty() {
+                    "bad header, log restarted".into()
+                } else {
+                    "bad header rewritten; the records behind it are intact".into()
+                });
+            }
+            (v, bad_header)
         };
-        use std::io::Seek;
-        file.seek(io::SeekFrom::Start(valid as u64))?;
+        let damage =
+            (!damages.is_empty()).then(|| format!("{}: {}", path.display(), damages.join("; ")));
+        if bytes.len() != valid || new_header {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            if bytes.len() != valid {
+                file.set_len(valid as u64)?;
+            }
+            if new_header {
+                use std::os::unix::fs::FileExt;
+                file.write_all_at(&header(), 0)?;
+            }
+            file.sync_data()?;
+        }
         Ok((
             SeriesLog {
-                file,
                 path,
                 len: valid as u64,
                 raw: Vec::new(),
@@ -144,14 +173,14 @@ impl SeriesLog {
         c.update(&payload);
         rec.extend_from_slice(&c.finalize().to_le_bytes());
         rec.extend_from_slice(&payload);
-        let res = self
-            .file
-            .write_all(&rec)
-            .and_then(|_| self.file.sync_data());
+        let file = OpenOptions::new().write(true).open(&self.path)?;
+        let res = {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&rec, self.len)
+                .and_then(|_| file.sync_data())
+        };
         if let Err(e) = res {
-            let _ = self.file.set_len(self.len);
-            use std::io::Seek;
-            let _ = self.file.seek(io::SeekFrom::Start(self.len));
+            let _ = file.set_len(self.len);
             return Err(e);
         }
         self.len += rec.len() as u64;
@@ -159,41 +188,75 @@ impl SeriesLog {
     }
 }
 
-fn parse_records(b: &[u8], out: &mut Vec<Entry>) -> (usize, Option<String>) {
+/// Reads every intact record into `out`. Returns the length to keep (everything up to the end
+/// of the last intact record) and what was wrong. A damaged record whose length field still
+/// leads to an intact record is skipped (reported, kept in the file); anything else damaged
+/// ends the log there.
+fn parse_records(b: &[u8], out: &mut Vec<Entry>) -> (usize, Vec<String>) {
     let mut at = HEADER_LEN;
+    let mut damage = Vec::new();
     while at < b.len() {
-        let Some(h) = b.get(at..at + REC_HEADER_LEN) else {
-            return (at, Some(format!("torn record header at offset {at}")));
-        };
-        let comp = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        let raw_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
-        let crc = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-        let Some(p) = b.get(at + REC_HEADER_LEN..(at + REC_HEADER_LEN).saturating_add(comp)) else {
-            return (at, Some(format!("torn record at offset {at}")));
-        };
-        let mut c = crc32fast::Hasher::new();
-        c.update(&h[0..8]);
-        c.update(p);
-        if c.finalize() != crc || raw_len > (64 << 20) {
-            return (at, Some(format!("record checksum mismatch at offset {at}")));
-        }
-        let raw = match zstd::bulk::decompress(p, raw_len) {
-            Ok(r) if r.len() == raw_len => r,
-            _ => {
-                return (
-                    at,
-                    Some(format!("record at offset {at} does not decompress")),
-                )
+        let next = match record(b, at, out) {
+            Ok(next) => next,
+            Err((why, claimed_end)) => {
+                // Bit rot inside a record leaves its length, and so the next record, intact;
+                // a torn write leaves nothing after it.
+                let resync =
+                    claimed_end.filter(|&e| e < b.len() && record(b, e, &mut Vec::new()).is_ok());
+                match resync {
+                    Some(e) => {
+                        damage.push(format!("{why}; record skipped, its series are lost"));
+                        e
+                    }
+                    None => {
+                        damage.push(format!("{why}; log cut at offset {at}"));
+                        return (at, damage);
+                    }
+                }
             }
         };
-        let before = out.len();
-        if !parse_entries(&raw, out) {
-            out.truncate(before);
-            return (at, Some(format!("malformed record at offset {at}")));
-        }
-        at += REC_HEADER_LEN + comp;
+        at = next;
     }
-    (at, None)
+    (at, damage)
+}
+
+/// Parses the record at `at` into `out`; returns where the next one starts, or what is wrong
+/// and where the record's length field says it ends (when that is inside the file).
+fn record(b: &[u8], at: usize, out: &mut Vec<Entry>) -> Result<usize, (String, Option<usize>)> {
+    let Some(h) = b.get(at..at + REC_HEADER_LEN) else {
+        return Err((format!("torn record header at offset {at}"), None));
+    };
+    let comp = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let raw_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let crc = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    let end = (at + REC_HEADER_LEN).saturating_add(comp);
+    let Some(p) = b.get(at + REC_HEADER_LEN..end) else {
+        return Err((format!("torn record at offset {at}"), None));
+    };
+    let mut c = crc32fast::Hasher::new();
+    c.update(&h[0..8]);
+    c.update(p);
+    if c.finalize() != crc || raw_len > (64 << 20) {
+        return Err((
+            format!("record checksum mismatch at offset {at}"),
+            Some(end),
+        ));
+    }
+    let raw = match zstd::bulk::decompress(p, raw_len) {
+        Ok(r) if r.len() == raw_len => r,
+        _ => {
+            return Err((
+                format!("record at offset {at} does not decompress"),
+                Some(end),
+            ))
+        }
+    };
+    let before = out.len();
+    if !parse_entries(&raw, out) {
+        out.truncate(before);
+        return Err((format!("malformed record at offset {at}"), Some(end)));
+    }
+    Ok(end)
 }
 
 fn parse_entries(raw: &[u8], out: &mut Vec<Entry>) -> bool {
