@@ -713,10 +713,19 @@ fn success_result(r: &QueryResult, stats: bool) -> Vec<u8> {
         }
     }
     if stats {
+        // Prometheus's `util/stats` shape; durations in seconds.
+        let t = &r.timings;
         let _ = write!(
             b,
-            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":0,\"resultSortTime\":0,\"queryPreparationTime\":0,\"innerEvalTime\":0,\"execQueueTime\":0,\"execTotalTime\":0}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
-            r.samples, r.samples
+            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":{},\"resultSortTime\":{},\"queryPreparationTime\":{},\"innerEvalTime\":{},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+            t.eval_total.as_secs_f64(),
+            t.result_sort.as_secs_f64(),
+            t.query_preparation.as_secs_f64(),
+            t.inner_eval.as_secs_f64(),
+            t.exec_queue.as_secs_f64(),
+            t.exec_total.as_secs_f64(),
+            r.samples,
+            r.peak_samples
         );
     }
     b.push(b'}');
@@ -758,6 +767,58 @@ mod tests {
             Some(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
             None => (404, String::new()),
         }
+    }
+
+    /// `stats=all` reports real timings (seconds) and sample counts, nested as Prometheus nests
+    /// them: the total covers the queue and evaluation, evaluation covers its parts.
+    #[test]
+    fn stats_report_real_timings() {
+        for (path, params) in [
+            (
+                "/api/v1/query",
+                &[
+                    ("query", "sum(rate(up_total[5m]))"),
+                    ("time", "600"),
+                    ("stats", "all"),
+                ][..],
+            ),
+            (
+                "/api/v1/query_range",
+                &[
+                    ("query", "up_total * 2"),
+                    ("start", "0"),
+                    ("end", "600"),
+                    ("step", "60"),
+                    ("stats", "all"),
+                ][..],
+            ),
+        ] {
+            let (code, body) = call(path, params);
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            let st = &v["data"]["stats"];
+            let t = |k: &str| st["timings"][k].as_f64().unwrap_or(-1.0);
+            for k in [
+                "evalTotalTime",
+                "resultSortTime",
+                "queryPreparationTime",
+                "innerEvalTime",
+                "execQueueTime",
+                "execTotalTime",
+            ] {
+                assert!(t(k) >= 0.0, "{path} {k}: {body}");
+            }
+            assert!(t("execTotalTime") > 0.0, "{path}: {body}");
+            assert!(t("innerEvalTime") > 0.0, "{path}: {body}");
+            assert!(t("evalTotalTime") >= t("innerEvalTime"), "{path}: {body}");
+            assert!(t("execTotalTime") >= t("evalTotalTime"), "{path}: {body}");
+            let total = st["samples"]["totalQueryableSamples"].as_u64().unwrap_or(0);
+            let peak = st["samples"]["peakSamples"].as_u64().unwrap_or(0);
+            assert!(total > 0 && peak > 0 && peak <= total, "{path}: {body}");
+        }
+        // Without `stats` there is no stats object.
+        let (_, body) = call("/api/v1/query", &[("query", "up_total"), ("time", "600")]);
+        assert!(!body.contains("\"stats\""), "{body}");
     }
 
     #[test]

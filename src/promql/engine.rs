@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::ast::*;
 use super::functions;
 use super::parse::parse;
-use super::value::{exec, Error, QueryResult, Sample, Series, Value};
+use super::value::{exec, Error, QueryResult, QueryTimings, Sample, Series, Value};
 use crate::model::{is_stale_nan, Labels, MatchType, METRIC_NAME};
 use crate::storage::{Querier, Queryable, SampleIter, SelectHints, VecSampleIter};
 
@@ -164,6 +164,7 @@ impl Engine {
         range: bool,
         timeout: Option<Duration>,
     ) -> Result<QueryResult, Error> {
+        let exec_start = Instant::now();
         let resolved;
         let e = if e.has_dur_exprs() {
             let mut c = e.clone();
@@ -176,7 +177,13 @@ impl Engine {
         };
         let timeout = timeout.unwrap_or(self.opts.timeout).min(self.opts.timeout);
         let deadline = Instant::now() + timeout;
+        let queue_start = Instant::now();
         let _slot = self.acquire(deadline)?;
+        let mut timings = QueryTimings {
+            exec_queue: queue_start.elapsed(),
+            ..Default::default()
+        };
+        let eval_start = Instant::now();
         let lookback = self.opts.lookback_delta.as_millis() as i64;
         let (mint, maxt) = time_range(e, start, end, start, end, lookback);
         let querier = q.querier(mint, maxt)?;
@@ -189,6 +196,7 @@ impl Engine {
             lookback,
             max_samples: self.opts.max_samples,
             cur_samples: 0,
+            peak_samples: 0,
             total_samples: 0,
             deadline,
             warnings: Vec::new(),
@@ -211,7 +219,11 @@ impl Engine {
                 }
             }
         }
+        timings.query_preparation = eval_start.elapsed();
+        let inner_start = Instant::now();
         let v = ev.eval(e, g)?;
+        timings.inner_eval = inner_start.elapsed();
+        let sort_start = Instant::now();
         let value = match v {
             V::Scalar(vals) => {
                 if range {
@@ -258,11 +270,16 @@ impl Engine {
                 }
             }
         };
+        timings.result_sort = sort_start.elapsed();
+        timings.eval_total = eval_start.elapsed();
+        timings.exec_total = exec_start.elapsed();
         Ok(QueryResult {
             value,
             warnings: ev.warnings,
             infos: ev.infos,
             samples: ev.total_samples,
+            peak_samples: ev.peak_samples,
+            timings,
         })
     }
 }
@@ -532,6 +549,7 @@ pub(crate) struct Ev<'a> {
     lookback: i64,
     max_samples: usize,
     cur_samples: usize,
+    peak_samples: usize,
     total_samples: usize,
     deadline: Instant,
     pub warnings: Vec<String>,
@@ -567,6 +585,7 @@ impl<'a> Ev<'a> {
     pub fn charge(&mut self, n: usize) -> Result<(), Error> {
         self.cur_samples += n;
         self.total_samples += n;
+        self.peak_samples = self.peak_samples.max(self.cur_samples);
         if self.cur_samples > self.max_samples {
             return Err(Error::TooManySamples);
         }

@@ -37,4 +37,4 @@ pub use functions::FuncDef;
 pub use lexer::parse_duration;
 pub use memstore::MemStore;
 pub use parse::{parse, ParseError, MAX_DEPTH};
-pub use value::{Error, QueryResult, Sample, Series, Value};
+pub use value::{Error, QueryResult, QueryTimings, Sample, Series, Value};

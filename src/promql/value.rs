@@ -81,6 +81,29 @@ pub struct QueryResult {
     pub infos: Vec<String>,
     /// Total samples touched (for `stats`).
     pub samples: usize,
+    /// Most samples held in memory at once (`peakSamples` in `stats`).
+    pub peak_samples: usize,
+    /// Where the time went (`stats.timings`).
+    pub timings: QueryTimings,
+}
+
+/// Query timings as Prometheus reports them with `stats` (`util/stats`): queue wait, preparation
+/// (parse-time work and opening the querier), inner evaluation and result sorting; `eval_total`
+/// spans the last three and `exec_total` everything including the queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QueryTimings {
+    /// `evalTotalTime`.
+    pub eval_total: std::time::Duration,
+    /// `resultSortTime`.
+    pub result_sort: std::time::Duration,
+    /// `queryPreparationTime`.
+    pub query_preparation: std::time::Duration,
+    /// `innerEvalTime`.
+    pub inner_eval: std::time::Duration,
+    /// `execQueueTime`.
+    pub exec_queue: std::time::Duration,
+    /// `execTotalTime`.
+    pub exec_total: std::time::Duration,
 }
 
 /// Why a query failed.
