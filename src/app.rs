@@ -70,6 +70,12 @@ fn self_scrape_address(listen: &std::net::SocketAddr) -> String {
 /// Runs the server until SIGTERM, SIGINT or `/-/quit`.
 pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     let start_ms = web::now_ms();
+    // First, so that a SIGTERM during start-up (storage replay, first config) is queued and
+    // answered with a graceful stop once the server is up, instead of the default action
+    // killing the process between `listening` and the main loop.
+    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     crate::build_info::register();
     crate::selfmetrics::register_process_metrics();
     let reg = Registry::global();
@@ -192,6 +198,21 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             ..Default::default()
         },
     );
+    {
+        let scrape = scrape.clone();
+        remote.set_metadata_source(Arc::new(move || {
+            scrape
+                .metadata()
+                .into_iter()
+                .map(|m| crate::remote::proto::MetricMetadata {
+                    kind: crate::remote::proto::MetricMetadata::kind_of(m.kind),
+                    metric_family_name: m.family,
+                    help: m.help,
+                    unit: m.unit,
+                })
+                .collect()
+        }));
+    }
     let node = Arc::new(crate::node::NodeExporter::new(node_options(&flags)?));
     let mut texts: BTreeMap<String, web::TextFn> = BTreeMap::new();
     texts.insert(
@@ -287,9 +308,6 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         });
     }
 
-    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let answer: Option<ReloadRequest> = tokio::select! {
             _ = sigterm.recv() => { tracing::info!("received SIGTERM, exiting gracefully"); break; }
@@ -383,6 +401,16 @@ fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
         .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))?;
     p.remote
         .set_external_labels(cfg.global.external_labels.clone());
+    // A scrape's samples are committed up to its timeout after their timestamp; a rule's, its
+    // query offset after (plus the evaluation itself).
+    let longest_timeout = cfg
+        .scrape_configs
+        .iter()
+        .map(|s| s.scrape_timeout)
+        .max()
+        .unwrap_or_default();
+    let lag = longest_timeout.max(p.rules.max_query_offset());
+    p.remote.set_settle(lag + std::time::Duration::from_secs(5));
     p.remote.apply_config(&cfg.remote_write);
     Ok(())
 }

@@ -721,7 +721,12 @@ const NO_AT_FUNCS: &[&str] = &[
 ];
 
 fn run_stmt(engine: &Engine, store: &MemStore, st: &Stmt) -> Result<(), String> {
-    let expr = parse(&st.expr).map_err(|e| format!("parse: {e}"))?;
+    // A statement that expects failure may fail when the query is created (FORMAT.md, section 10).
+    let expr = match parse(&st.expr) {
+        Ok(e) => e,
+        Err(e) if st.exp.fail => return check_error(&st.exp, &e.to_string()),
+        Err(e) => return Err(format!("parse: {e}")),
+    };
     if let Some((s, e, step)) = st.range {
         let r = engine.exec(store, &expr, &st.expr, s, e, step, true, None);
         return match r {

@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use edgeprom::storage::{Appendable, SeriesRef};
 use edgeprom::tsdb::{Options, Tsdb};
 use http_body_util::{BodyExt, Full};
 
-use common::{free_port, request, try_request};
+use common::{free_port, request, start_vm, wait_ready, Peer};
 
 type Series = BTreeMap<String, String>;
 type Data = BTreeMap<Series, Vec<(i64, f64)>>;
@@ -36,37 +36,6 @@ fn now_ms() -> i64 {
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Peer {
-    /// SIGTERM and wait, so the peer flushes what it acknowledged.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_ready(addr: &str, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok((200, _)) = try_request(addr, "GET", path, None) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{addr}{path} did not become ready");
 }
 
 fn start_prometheus(dir: &Path, port: u16, config: &str) -> Peer {
@@ -87,19 +56,6 @@ fn start_prometheus(dir: &Path, port: u16, config: &str) -> Peer {
         .expect("prometheus 2.42 (Debian package `prometheus`) must be installed");
     let p = Peer(child);
     wait_ready(&format!("127.0.0.1:{port}"), "/-/ready");
-    p
-}
-
-fn start_vm(dir: &Path, port: u16) -> Peer {
-    let child = Command::new("victoria-metrics")
-        .arg(format!("-storageDataPath={}", dir.display()))
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("victoria-metrics (Debian package) must be installed");
-    let p = Peer(child);
-    wait_ready(&format!("127.0.0.1:{port}"), "/health");
     p
 }
 

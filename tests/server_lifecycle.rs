@@ -11,7 +11,10 @@ const TYPO: &str = "scrape_configs:\n  - job_name: 'node'\n    scarpe_interval: 
 fn lifecycle_endpoints_without_flag_are_forbidden() {
     let s = Server::start(&[]);
     assert_eq!(s.get("/-/healthy").0, 200);
-    assert_eq!(s.get("/-/ready").0, 200);
+    // Healthy once listening; ready once the first config is applied (503 until then).
+    s.wait_for("ready", Duration::from_secs(20), |s| {
+        s.get("/-/ready").0 == 200
+    });
     for p in ["/-/reload", "/-/quit"] {
         let (code, body) = s.post(p, None);
         assert_eq!(code, 403, "{p}");
@@ -104,6 +107,34 @@ fn quit_endpoint_and_sigterm_exit_zero() {
     let s = Server::start(&[]);
     let (st, _, _) = s.stop(Duration::from_secs(10));
     assert_eq!(st.code(), Some(0), "SIGTERM must exit 0");
+
+    // A SIGTERM during start-up (systemd stopping a unit that is still starting: storage
+    // replay, first config) is a graceful stop too, not death by the signal's default action.
+    // The first log line comes from inside start-up, before the listener and the first config.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("edgeprom.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeprom"))
+        .current_dir(dir.path())
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .arg("--storage.tsdb.path=data")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(20), "no log line");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let st = child.wait().unwrap();
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "SIGTERM during start-up: {st:?}; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 #[test]

@@ -15,25 +15,33 @@
 //! `catch_unwind`, and a failing collector is reported like node_exporter does, through
 //! `node_scrape_collector_success{collector}` and `node_scrape_collector_duration_seconds`.
 
+mod arp;
+mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
 mod entropy;
 pub(crate) mod expo;
+mod filefd;
 mod filesystem;
 mod hwmon;
 mod loadavg;
 mod meminfo;
 mod netclass;
 mod netdev;
+mod netstat;
 mod os;
 mod pressure;
 mod rpi;
+mod sockstat;
+mod softnet;
 mod stat;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod timex;
 mod uname;
+mod vmstat;
 
 use std::collections::BTreeSet;
 use std::io::Read as _;
@@ -90,48 +98,64 @@ impl Default for NodeOptions {
 /// Every collector: (node_exporter's name, enabled by default), for `--collector.<name>` and
 /// `--no-collector.<name>`. Sorted by name, which is also the order of the output.
 pub const COLLECTORS: &[(&str, bool)] = &[
+    ("arp", true),
+    ("conntrack", true),
     ("cpu", true),
     ("cpufreq", true),
     ("diskstats", true),
     ("edgeprom_rpi", true),
     ("entropy", true),
+    ("filefd", true),
     ("filesystem", true),
     ("hwmon", true),
     ("loadavg", true),
     ("meminfo", true),
     ("netclass", true),
     ("netdev", true),
+    ("netstat", true),
     ("os", true),
     ("pressure", true),
+    ("sockstat", true),
+    ("softnet", true),
     ("stat", true),
     ("textfile", true),
     ("thermal_zone", true),
     ("time", true),
+    ("timex", true),
     ("uname", true),
+    ("vmstat", true),
 ];
 
 type CollectFn = fn(&mut Ctx, &mut W) -> Result<(), NodeError>;
 
 /// Collector functions, index-aligned with [`COLLECTORS`] (checked by a unit test).
 const FNS: &[(&str, CollectFn)] = &[
+    ("arp", arp::collect),
+    ("conntrack", conntrack::collect),
     ("cpu", cpu::collect),
     ("cpufreq", cpufreq::collect),
     ("diskstats", diskstats::collect),
     ("edgeprom_rpi", rpi::collect),
     ("entropy", entropy::collect),
+    ("filefd", filefd::collect),
     ("filesystem", filesystem::collect),
     ("hwmon", hwmon::collect),
     ("loadavg", loadavg::collect),
     ("meminfo", meminfo::collect),
     ("netclass", netclass::collect),
     ("netdev", netdev::collect),
+    ("netstat", netstat::collect),
     ("os", os::collect),
     ("pressure", pressure::collect),
+    ("sockstat", sockstat::collect),
+    ("softnet", softnet::collect),
     ("stat", stat::collect),
     ("textfile", textfile::collect),
     ("thermal_zone", thermal_zone::collect),
     ("time", time::collect),
+    ("timex", timex::collect),
     ("uname", uname::collect),
+    ("vmstat", vmstat::collect),
 ];
 
 /// Why a collector failed; shown in the log, counted as `node_scrape_collector_success 0`.

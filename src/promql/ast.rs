@@ -158,6 +158,30 @@ pub struct DurSlots {
     pub offset: Option<DurExpr>,
 }
 
+/// The experimental extended range-selector modifiers of Prometheus 3.7
+/// (`promql-extended-range-selectors`): `foo[5m] anchored`, `foo[5m] smoothed`, `foo smoothed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ext {
+    /// No modifier.
+    #[default]
+    None,
+    /// `anchored`: the window also holds the last sample at or before its start.
+    Anchored,
+    /// `smoothed`: values at the window edges (or at the step) are interpolated.
+    Smoothed,
+}
+
+impl Ext {
+    /// The keyword, or "" for none.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ext::None => "",
+            Ext::Anchored => "anchored",
+            Ext::Smoothed => "smoothed",
+        }
+    }
+}
+
 /// An instant vector selector (`foo{a="b"} offset 5m @ 100`).
 #[derive(Clone, Debug)]
 pub struct VectorSelector {
@@ -173,6 +197,8 @@ pub struct VectorSelector {
     pub pos: usize,
     /// Query-dependent duration expressions (range of a range selector, offset).
     pub durs: Option<Box<DurSlots>>,
+    /// `anchored` / `smoothed` (Prometheus 3.7, experimental).
+    pub ext: Ext,
 }
 
 /// Binary operators.
@@ -527,13 +553,28 @@ fn fmt_dur_offset(f: &mut fmt::Formatter<'_>, durs: &Option<Box<DurSlots>>) -> f
     }
 }
 
-fn fmt_at_offset(f: &mut fmt::Formatter<'_>, at: &Option<At>, offset: i64) -> fmt::Result {
-    match at {
-        Some(At::Time(t)) => write!(f, " @ {}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))?,
-        Some(At::Start) => f.write_str(" @ start()")?,
-        Some(At::End) => f.write_str(" @ end()")?,
-        None => {}
+fn fmt_ext(f: &mut fmt::Formatter<'_>, ext: Ext) -> fmt::Result {
+    match ext {
+        Ext::None => Ok(()),
+        e => write!(f, " {}", e.as_str()),
     }
+}
+
+fn fmt_at(f: &mut fmt::Formatter<'_>, at: &Option<At>) -> fmt::Result {
+    match at {
+        Some(At::Time(t)) => write!(f, " @ {}.{:03}", t.div_euclid(1000), t.rem_euclid(1000)),
+        Some(At::Start) => f.write_str(" @ start()"),
+        Some(At::End) => f.write_str(" @ end()"),
+        None => Ok(()),
+    }
+}
+
+fn fmt_at_offset(f: &mut fmt::Formatter<'_>, at: &Option<At>, offset: i64) -> fmt::Result {
+    fmt_at(f, at)?;
+    fmt_offset(f, offset)
+}
+
+fn fmt_offset(f: &mut fmt::Formatter<'_>, offset: i64) -> fmt::Result {
     if offset > 0 {
         write!(f, " offset {}", format_duration(offset))?;
     } else if offset < 0 {
@@ -598,8 +639,11 @@ impl fmt::Display for Expr {
             Expr::Number(v, _) => f.write_str(&format_number(*v)),
             Expr::String(s, _) => f.write_str(&quote(s)),
             Expr::Vector(v) => {
+                // Prometheus prints `foo @ t smoothed offset d`.
                 v.fmt_selector(f)?;
-                fmt_at_offset(f, &v.at, v.offset)?;
+                fmt_at(f, &v.at)?;
+                fmt_ext(f, v.ext)?;
+                fmt_offset(f, v.offset)?;
                 fmt_dur_offset(f, &v.durs)
             }
             Expr::Matrix(v, r) => {
@@ -608,6 +652,8 @@ impl fmt::Display for Expr {
                     Some(d) => write!(f, "[{d}]")?,
                     None => write!(f, "[{}]", format_duration(*r))?,
                 }
+                // Prometheus prints `foo[5m] anchored @ t offset d`.
+                fmt_ext(f, v.ext)?;
                 fmt_at_offset(f, &v.at, v.offset)?;
                 fmt_dur_offset(f, &v.durs)
             }

@@ -265,18 +265,17 @@ fn result_labels(
     (b.into_labels(), drop)
 }
 
-/// Labels of a result whose many-side operand was filled in: the present side's labels, reduced
-/// as one-to-one matching reduces them, without the name.
+/// Labels of a result whose many-side operand was filled in: the present side's match-group
+/// labels (Prometheus's `MatchLabels`: the `on` labels, or all but the `ignoring` labels and the
+/// name).
 fn fill_labels(l: &Labels, m: &VectorMatching) -> Labels {
     let mut b = l.builder();
     b.del(METRIC_NAME);
-    if m.card == Card::OneToOne || m.card == Card::ManyToOne || m.card == Card::OneToMany {
-        if m.on {
-            b.retain(|lb: &Label| m.labels.contains(&lb.name));
-        } else if m.card == Card::OneToOne {
-            for n in &m.labels {
-                b.del(n);
-            }
+    if m.on {
+        b.retain(|lb: &Label| m.labels.contains(&lb.name));
+    } else {
+        for n in &m.labels {
+            b.del(n);
         }
     }
     b.into_labels()
@@ -320,12 +319,10 @@ fn vector_vector(
         }
         matched.clear();
         let ls: Vec<(usize, f64)> = steps_l.at(t).to_vec();
-        // Fill values for the side that is missing (in terms of the many side `lhs` here).
-        let (fill_lhs, fill_rhs) = if swap {
-            (m.fill_right, m.fill_left)
-        } else {
-            (m.fill_left, m.fill_right)
-        };
+        // Fill values by operand position after the swap, as Prometheus applies them: with
+        // group_right, `fill_right` fills the "one" side (the left operand) and `fill_left` the
+        // "many" side (fill-modifier.test expects exactly this).
+        let (fill_lhs, fill_rhs) = (m.fill_left, m.fill_right);
         if let Some(f) = fill_lhs {
             let present: std::collections::HashSet<&Labels> =
                 ls.iter().map(|&(j, _)| &sl[j]).collect();

@@ -341,14 +341,16 @@ fn time_range(e: &Expr, start: i64, end: i64, qstart: i64, qend: i64, lookback: 
                 Some(t) => (t, t),
                 None => (start, end),
             };
-            (s - vs.offset - lookback, en - vs.offset)
+            let ahead = if vs.ext == Ext::Smoothed { lookback } else { 0 };
+            (s - vs.offset - lookback, en - vs.offset + ahead)
         }
         Expr::Matrix(vs, r) => {
             let (s, en) = match at_t(&vs.at) {
                 Some(t) => (t, t),
                 None => (start, end),
             };
-            (s - vs.offset - r, en - vs.offset)
+            let (back, ahead) = ext_margins(vs.ext, lookback);
+            (s - vs.offset - r - back, en - vs.offset + ahead)
         }
         Expr::Subquery {
             expr,
@@ -382,10 +384,29 @@ fn time_range(e: &Expr, start: i64, end: i64, qstart: i64, qend: i64, lookback: 
                 None => a,
             }
         }
-        Expr::Call { args, .. } => args
-            .iter()
-            .map(|a| time_range(a, start, end, qstart, qend, lookback))
-            .fold((i64::MAX, i64::MIN), merge),
+        Expr::Call { func, args, .. } => {
+            let r = args
+                .iter()
+                .map(|a| time_range(a, start, end, qstart, qend, lookback))
+                .fold((i64::MAX, i64::MIN), merge);
+            // info() reads info series with the lookback delta at the times its argument reads.
+            if func.name == "info" && r.0 <= r.1 {
+                (r.0 - lookback, r.1)
+            } else {
+                r
+            }
+        }
+    }
+}
+
+/// How far an `anchored` / `smoothed` range selector reads before its window start and after
+/// its end: one lookback delta back for both, and one ahead for `smoothed` (Prometheus widens
+/// the buffered range the same way).
+fn ext_margins(ext: Ext, lookback: i64) -> (i64, i64) {
+    match ext {
+        Ext::None => (0, 0),
+        Ext::Anchored => (lookback, 0),
+        Ext::Smoothed => (lookback, lookback),
     }
 }
 
@@ -520,8 +541,11 @@ pub(crate) struct Ev<'a> {
 
 /// What a function over a range sees at one step.
 pub(crate) struct Window<'w> {
-    /// Samples inside `(start, end]`, stale markers removed.
+    /// Samples inside `(start, end]`, stale markers removed. With `anchored`, also those up to one
+    /// lookback delta before `start`; with `smoothed`, also up to one lookback delta after `end`.
     pub pts: &'w [(i64, f64)],
+    /// The selector's extended-range modifier.
+    pub ext: Ext,
     /// Left (exclusive) bound of the window in ms.
     pub start: i64,
     /// Right (inclusive) bound in ms.
@@ -679,6 +703,9 @@ impl<'a> Ev<'a> {
         g: Grid,
         sample_time: bool,
     ) -> Result<Vec<SS>, Error> {
+        if vs.ext == Ext::Smoothed && !sample_time {
+            return self.eval_smoothed_selector(vs, g);
+        }
         let n = g.n();
         let at = self.at_time(&vs.at);
         let refs = |i: usize| at.unwrap_or(g.t(i)) - vs.offset;
@@ -766,6 +793,84 @@ impl<'a> Ev<'a> {
         Ok(out)
     }
 
+    /// `foo smoothed`: at every step the value is interpolated linearly between the last sample
+    /// before and the first sample after the step time (each at most one lookback delta away);
+    /// a sample exactly at the step is taken as is, and after the last sample its value is carried
+    /// forward. Stale markers are skipped (Prometheus's `smoothSeries`).
+    fn eval_smoothed_selector(&mut self, vs: &VectorSelector, g: Grid) -> Result<Vec<SS>, Error> {
+        let n = g.n();
+        let at = self.at_time(&vs.at);
+        let refs = |i: usize| at.unwrap_or(g.t(i)) - vs.offset;
+        let lb = self.lookback;
+        let (first, last) = (refs(0), refs(n.saturating_sub(1)));
+        let hints = SelectHints {
+            start: first.min(last) - lb + 1,
+            end: first.max(last) + lb,
+            step: g.step,
+            range: 0,
+            func: None,
+        };
+        let mut set = self.select(vs, hints);
+        let mut out = Vec::new();
+        let mut count = 0usize;
+        // Non-stale samples in `(rt - lb, rt + lb]`, reused across series.
+        let mut buf: std::collections::VecDeque<(i64, f64)> = std::collections::VecDeque::new();
+        for mut series in set.by_ref() {
+            count += 1;
+            if count % 64 == 0 {
+                self.check_deadline("query execution")?;
+            }
+            buf.clear();
+            let it = &mut series.samples;
+            let mut peek: Option<(i64, f64)> = None;
+            let mut started = false;
+            let mut pts = Vec::new();
+            for i in 0..n {
+                let rt = refs(i);
+                let (lo, hi) = (rt - lb, rt + lb);
+                while buf.front().is_some_and(|p| p.0 <= lo) {
+                    buf.pop_front();
+                }
+                if !started || (buf.is_empty() && peek.is_some_and(|p| p.0 <= lo)) {
+                    it.seek(lo + 1);
+                    peek = it.next();
+                    started = true;
+                }
+                while let Some(p) = peek {
+                    if p.0 > hi {
+                        break;
+                    }
+                    if p.0 > lo && !is_stale_nan(p.1) {
+                        buf.push_back(p);
+                    }
+                    peek = it.next();
+                }
+                // First buffered sample at or after the step time.
+                let k = buf.partition_point(|p| p.0 < rt);
+                let v = match (k.checked_sub(1).and_then(|j| buf.get(j)), buf.get(k)) {
+                    (_, Some(next)) if next.0 == rt => Some(next.1),
+                    (Some(prev), Some(next)) => Some(interpolate(*prev, *next, rt, false)),
+                    (Some(prev), None) => Some(prev.1),
+                    (None, _) => None,
+                };
+                if let Some(v) = v {
+                    pts.push((g.t(i), v));
+                }
+            }
+            it.take_err()?;
+            if !pts.is_empty() {
+                self.charge(pts.len())?;
+                out.push(SS {
+                    labels: series.labels,
+                    drop_name: false,
+                    pts,
+                });
+            }
+        }
+        set.take_err()?;
+        Ok(out)
+    }
+
     /// Resolves a range argument (range selector or subquery, possibly in parentheses) to a set of
     /// sample sources plus the window geometry.
     fn range_source(&mut self, e: &Expr, g: Grid) -> Result<RangeSource, Error> {
@@ -775,9 +880,10 @@ impl<'a> Ev<'a> {
                 let at = self.at_time(&vs.at);
                 let first_ref = at.unwrap_or(g.start) - vs.offset;
                 let last_ref = at.unwrap_or(g.end) - vs.offset;
+                let (back, ahead) = ext_margins(vs.ext, self.lookback);
                 let hints = SelectHints {
-                    start: first_ref - range + 1,
-                    end: last_ref,
+                    start: first_ref - range - back + 1,
+                    end: last_ref + ahead,
                     step: g.step,
                     range: *range,
                     func: None,
@@ -788,6 +894,9 @@ impl<'a> Ev<'a> {
                     range: *range,
                     offset: vs.offset,
                     at,
+                    ext: vs.ext,
+                    back,
+                    ahead,
                 })
             }
             Expr::Subquery {
@@ -836,6 +945,9 @@ impl<'a> Ev<'a> {
                     range: *range,
                     offset: *offset,
                     at: at_t,
+                    ext: Ext::None,
+                    back: 0,
+                    ahead: 0,
                 })
             }
             _ => Err(exec("expected a range vector")),
@@ -848,12 +960,13 @@ impl<'a> Ev<'a> {
         let t = g.start;
         let rt = src.at.unwrap_or(t) - src.offset;
         let mut out = Vec::new();
+        let (lo, hi) = (rt - src.range - src.back, rt + src.ahead);
         while let Some((labels, drop_name, mut it)) = src.next() {
             let mut pts = Vec::new();
-            it.seek(rt - src.range + 1);
+            it.seek(lo + 1);
             let mut p = it.next();
             while let Some(s) = p {
-                if s.0 > rt {
+                if s.0 > hi {
                     break;
                 }
                 if !is_stale_nan(s.1) {
@@ -862,6 +975,9 @@ impl<'a> Ev<'a> {
                 p = it.next();
             }
             it.take_err()?;
+            if src.ext != Ext::None {
+                pts = extend_floats(&pts, rt - src.range, rt, src.ext == Ext::Smoothed);
+            }
             if !pts.is_empty() {
                 self.charge(pts.len())?;
                 let metric = if drop_name {
@@ -907,7 +1023,9 @@ impl<'a> Ev<'a> {
             for i in 0..n {
                 let t = g.t(i);
                 let rt = src.at.unwrap_or(t) - src.offset;
-                let lo = rt - src.range;
+                // The buffer covers `(lo, hi]`: the window, widened for `anchored`/`smoothed`.
+                let lo = rt - src.range - src.back;
+                let hi = rt + src.ahead;
                 // Drop what left the window; skip ahead when the window moved past the buffer.
                 while buf.front().is_some_and(|p| p.0 <= lo) {
                     buf.pop_front();
@@ -918,7 +1036,7 @@ impl<'a> Ev<'a> {
                     started = true;
                 }
                 while let Some(p) = peek {
-                    if p.0 > rt {
+                    if p.0 > hi {
                         break;
                     }
                     if p.0 > lo && !is_stale_nan(p.1) {
@@ -929,7 +1047,8 @@ impl<'a> Ev<'a> {
                 peak = peak.max(buf.len());
                 let w = Window {
                     pts: buf.make_contiguous(),
-                    start: lo,
+                    ext: src.ext,
+                    start: rt - src.range,
                     end: rt,
                     range: src.range,
                     t,
@@ -1000,6 +1119,10 @@ struct RangeSource {
     range: i64,
     offset: i64,
     at: Option<i64>,
+    ext: Ext,
+    /// Extra read before the window start / after its end (`anchored`, `smoothed`).
+    back: i64,
+    ahead: i64,
 }
 
 impl RangeSource {
@@ -1018,6 +1141,77 @@ impl RangeSource {
         }
         Ok(())
     }
+}
+
+/// Linear interpolation between two samples at time `t` (Prometheus's `interpolate`). A counter
+/// that dropped between them is modelled as restarting from zero at the first sample, so the
+/// interpolated value lies on the post-reset counter (the reset itself is then counted by the
+/// caller's reset correction).
+pub(crate) fn interpolate(p1: (i64, f64), p2: (i64, f64), t: i64, counter: bool) -> f64 {
+    let y2 = p2.1;
+    let y1 = if counter && y2 < p1.1 { 0.0 } else { p1.1 };
+    y1 + (y2 - y1) * (t - p1.0) as f64 / (p2.0 - p1.0) as f64
+}
+
+/// Index of the last sample at or before `start` among all but the last sample, or 0 (the
+/// anchor of an `anchored`/`smoothed` window; Prometheus searches all but the last element).
+pub(crate) fn anchor_index(pts: &[(i64, f64)], start: i64) -> usize {
+    let n = pts.len().saturating_sub(1);
+    pts[..n].partition_point(|p| p.0 <= start).saturating_sub(1)
+}
+
+/// The boundary values of an `anchored` (`smoothed == false`) or `smoothed` window `(start, end]`
+/// over the widened samples `pts`: `(first, last, left, right)` where `first..=last` are the
+/// sample indexes used and `left`/`right` the values at the window edges. `None` when no sample
+/// lies after `start`.
+pub(crate) fn window_edges(
+    pts: &[(i64, f64)],
+    start: i64,
+    end: i64,
+    smoothed: bool,
+    counter: bool,
+) -> Option<(usize, usize, f64, f64)> {
+    if pts.is_empty() {
+        return None;
+    }
+    let first = anchor_index(pts, start);
+    let mut last = pts.len() - 1;
+    if smoothed {
+        last = pts[..last].partition_point(|p| p.0 < end);
+    }
+    // Nothing when all samples lie before the window or all after it.
+    if pts[last].0 <= start || pts[first].0 > end {
+        return None;
+    }
+    let left = if smoothed && pts[first].0 < start {
+        interpolate(pts[first], pts[first + 1], start, counter)
+    } else {
+        pts[first].1
+    };
+    let right = if smoothed && last > 0 && pts[last].0 > end {
+        interpolate(pts[last - 1], pts[last], end, counter)
+    } else {
+        pts[last].1
+    };
+    Some((first, last, left, right))
+}
+
+/// The raw samples of an `anchored`/`smoothed` range selector in an instant query: the samples
+/// strictly inside the window plus one synthetic sample at each edge (Prometheus's `extendFloats`).
+fn extend_floats(pts: &[(i64, f64)], start: i64, end: i64, smoothed: bool) -> Vec<(i64, f64)> {
+    let Some((first, last, left, right)) = window_edges(pts, start, end, smoothed, false) else {
+        return Vec::new();
+    };
+    // The real samples on the edges are replaced by the synthetic ones.
+    let from = first + usize::from(pts[first].0 <= start);
+    let to = if pts[last].0 >= end { last } else { last + 1 };
+    let mut out = Vec::with_capacity(to.saturating_sub(from) + 2);
+    out.push((start, left));
+    if from < to {
+        out.extend_from_slice(&pts[from..to]);
+    }
+    out.push((end, right));
+    out
 }
 
 /// Labels for `absent()`/`absent_over_time()`: the equality matchers of the selector, except

@@ -30,7 +30,7 @@ mod parse;
 mod value;
 
 pub use ast::{
-    format_duration, AggOp, At, BinOp, Card, Expr, ValueType, VectorMatching, VectorSelector,
+    format_duration, AggOp, At, BinOp, Card, Expr, Ext, ValueType, VectorMatching, VectorSelector,
 };
 pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES};
 pub use functions::FuncDef;

@@ -663,7 +663,11 @@ impl<'a> Parser<'a> {
                         self.expect(Tok::RBracket, "range selector")?;
                         match e {
                             Expr::Vector(mut vs) => {
-                                if vs.offset != 0 || vs.at.is_some() || vs.durs.is_some() {
+                                if vs.offset != 0
+                                    || vs.at.is_some()
+                                    || vs.durs.is_some()
+                                    || vs.ext != Ext::None
+                                {
                                     return Err(
                                         self.err(p, "no offset modifiers allowed before range")
                                     );
@@ -687,6 +691,38 @@ impl<'a> Parser<'a> {
                             }
                         }
                     }
+                }
+                Tok::Ident(w)
+                    if (w.eq_ignore_ascii_case("anchored")
+                        || w.eq_ignore_ascii_case("smoothed"))
+                        && matches!(e, Expr::Vector(_) | Expr::Matrix(..)) =>
+                {
+                    // Prometheus 3.7 extended range selectors: `foo[5m] anchored`,
+                    // `foo[5m] smoothed`, `foo smoothed`.
+                    let p = self.pos();
+                    let anchored = w.eq_ignore_ascii_case("anchored");
+                    let (vs, is_range) = match &mut e {
+                        Expr::Vector(vs) => (vs, false),
+                        Expr::Matrix(vs, _) => (vs, true),
+                        _ => unreachable!("guarded by the match arm"),
+                    };
+                    if vs.ext != Ext::None {
+                        return Err(
+                            self.err(p, "anchored or smoothed may not be set multiple times")
+                        );
+                    }
+                    if anchored && !is_range {
+                        return Err(self.err(
+                            p,
+                            "anchored modifier can only be used with range vector selectors",
+                        ));
+                    }
+                    vs.ext = if anchored {
+                        Ext::Anchored
+                    } else {
+                        Ext::Smoothed
+                    };
+                    self.next();
                 }
                 Tok::Ident(w) if w.eq_ignore_ascii_case("offset") => {
                     let p = self.pos();
@@ -1126,6 +1162,7 @@ impl<'a> Parser<'a> {
             ));
         }
         Ok(Expr::Vector(VectorSelector {
+            ext: Ext::None,
             durs: None,
             name,
             matchers,
@@ -1160,6 +1197,14 @@ mod tests {
             ("a + on(x) group_left(y) b", "a + on (x) group_left (y) b"),
             ("a > bool 1", "a > bool 1"),
             ("x{a=~'b.*'}", "x{a=~\"b.*\"}"),
+            (
+                "rate(foo[5m] offset 1m anchored @ 100)",
+                "rate(foo[5m] anchored @ 100.000 offset 1m)",
+            ),
+            (
+                "foo offset 1m smoothed @ 2",
+                "foo @ 2.000 smoothed offset 1m",
+            ),
         ];
         for (q, want) in cases {
             let e = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -1176,6 +1221,9 @@ mod tests {
             ("1 > 2", "1:1: parse error: comparisons between scalars must use BOOL modifier"),
             ("foo bar", "1:5: parse error: unexpected identifier \"bar\""),
             ("nope(x)", "1:1: parse error: unknown function with name \"nope\""),
+            ("foo anchored", "1:5: parse error: anchored modifier can only be used with range vector selectors"),
+            ("foo[1m] smoothed anchored", "1:18: parse error: anchored or smoothed may not be set multiple times"),
+            ("sum(foo) smoothed", "1:10: parse error: unexpected identifier \"smoothed\""),
         ];
         for (q, want) in cases {
             let e = parse(q).expect_err(q).to_string();

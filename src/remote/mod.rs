@@ -18,7 +18,7 @@ pub mod write;
 pub use federate::federate;
 pub use read::{remote_read, remote_read_with_labels};
 pub use selector::{parse_selector, SelectorError};
-pub use write::{QueueStatus, RemoteWriter, WriterOptions};
+pub use write::{MetadataSource, QueueStatus, RemoteWriter, WriterOptions};
 
 /// A `Vec`-backed `Queryable` for unit tests of the handlers.
 #[cfg(test)]

@@ -104,6 +104,23 @@ pub struct MetricMetadata {
     pub unit: String,
 }
 
+impl MetricMetadata {
+    /// The protobuf enum value of an exposition-format type name (`counter` -> 1, ...);
+    /// anything unknown is 0 (`UNKNOWN`).
+    pub fn kind_of(name: &str) -> u64 {
+        match name {
+            "counter" => 1,
+            "gauge" => 2,
+            "histogram" => 3,
+            "gaugehistogram" => 4,
+            "summary" => 5,
+            "info" => 6,
+            "stateset" => 7,
+            _ => 0,
+        }
+    }
+}
+
 /// `prometheus.WriteRequest`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteRequest {

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::proto::{encode_series, snappy_compress};
+use super::proto::{encode_series, snappy_compress, MetricMetadata, WriteRequest};
 use crate::config::RemoteWriteConfig;
 use crate::model::{relabel, Labels, MatchType, Matcher};
 use crate::selfmetrics::{Counter, Gauge, Registry};
@@ -55,7 +55,8 @@ use crate::storage::{Queryable, SelectHints};
 pub struct WriterOptions {
     /// Only data older than `now - settle` is read: a scrape's samples are stamped with its start
     /// and committed when it ends, up to the scrape timeout later (10 s by default), so 15 s
-    /// leaves none behind. `app` may raise it to the largest configured scrape timeout + 5 s.
+    /// leaves none behind. The server raises it to the longest scrape timeout + 5 s
+    /// ([`RemoteWriter::set_settle`]).
     pub settle: Duration,
     /// How often, at most, the sent position is written to flash (60 s: one ~100-byte file a
     /// minute, and a SIGKILL re-sends at most a minute of data).
@@ -97,6 +98,11 @@ pub struct QueueStatus {
     pub last_error: Option<String>,
 }
 
+/// Where the queues get the metric metadata they send (`metadata_config`): in the server, the
+/// TYPE/HELP/UNIT the scrape loops last saw per metric family, as Prometheus's metadata watcher
+/// reads them from its scrape targets.
+pub type MetadataSource = Arc<dyn Fn() -> Vec<MetricMetadata> + Send + Sync>;
+
 /// Owns one queue per `remote_write[]` entry; reconfigured by [`RemoteWriter::apply_config`].
 pub struct RemoteWriter {
     queryable: Arc<dyn Queryable>,
@@ -106,6 +112,10 @@ pub struct RemoteWriter {
     wanted: watch::Sender<(Vec<RemoteWriteConfig>, Labels)>,
     /// Live queues' shared state, for [`RemoteWriter::status`].
     states: Mutex<Vec<Arc<QueueShared>>>,
+    /// Metadata to send; queues started after [`RemoteWriter::set_metadata_source`] use it.
+    metadata: Mutex<Option<MetadataSource>>,
+    /// The settle delay in ms, shared with the queues (see [`RemoteWriter::set_settle`]).
+    settle_ms: Arc<AtomicI64>,
 }
 
 impl RemoteWriter {
@@ -131,22 +141,41 @@ impl RemoteWriter {
         opts: WriterOptions,
     ) -> Arc<Self> {
         let (wanted, _) = watch::channel((Vec::new(), external_labels));
+        let settle_ms = Arc::new(AtomicI64::new(opts.settle.as_millis() as i64));
         Registry::global().gauge_fn(
             "prometheus_remote_storage_highest_timestamp_in_seconds",
             "Highest timestamp that has come into the remote storage via the Appender interface, in seconds since epoch. In edgeprom: the newest timestamp the queues may read (now minus the settle delay).",
             &[],
             {
-                let settle = opts.settle;
-                move || (now_ms() - settle.as_millis() as i64) as f64 / 1000.0
+                let settle = settle_ms.clone();
+                move || (now_ms() - settle.load(Ordering::Relaxed)) as f64 / 1000.0
             },
         );
         Arc::new(RemoteWriter {
             queryable,
             data_dir,
             opts,
+            settle_ms,
             wanted,
             states: Mutex::new(Vec::new()),
+            metadata: Mutex::new(None),
         })
+    }
+
+    /// Where queues read the metadata they send when `metadata_config.send` is true (the
+    /// default). Call before [`RemoteWriter::run`]; without a source no metadata is sent.
+    pub fn set_metadata_source(&self, src: MetadataSource) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(src);
+    }
+
+    /// Sets how old data must be before the queues read it (at least
+    /// [`WriterOptions::settle`]). Samples are stamped before they are committed: a scrape with
+    /// its start time, up to `scrape_timeout` earlier; a rule with its evaluation time minus
+    /// `query_offset`. A queue that read past a timestamp would never send what is committed
+    /// there later, so the server raises the delay to cover the longest of these.
+    pub fn set_settle(&self, settle: Duration) {
+        let ms = settle.max(self.opts.settle).as_millis() as i64;
+        self.settle_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Replaces the set of queues (on start and on each reload). Unchanged entries keep running.
@@ -277,6 +306,10 @@ impl QueueShared {
 }
 
 struct Metrics {
+    metadata: Arc<Counter>,
+    metadata_failed: Arc<Counter>,
+    metadata_retried: Arc<Counter>,
+    metadata_bytes: Arc<Counter>,
     samples: Arc<Counter>,
     failed: Arc<Counter>,
     retried: Arc<Counter>,
@@ -291,6 +324,10 @@ impl Metrics {
         let r = Registry::global();
         let l = [("remote_name", name), ("url", url)];
         Metrics {
+            metadata: r.counter("prometheus_remote_storage_metadata_total", "Total number of metadata entries sent to remote storage.", &l),
+            metadata_failed: r.counter("prometheus_remote_storage_metadata_failed_total", "Total number of metadata entries which failed on send to remote storage, non-recoverable errors.", &l),
+            metadata_retried: r.counter("prometheus_remote_storage_metadata_retried_total", "Total number of metadata entries which failed on send to remote storage but were retried because the send error was recoverable.", &l),
+            metadata_bytes: r.counter("prometheus_remote_storage_metadata_bytes_total", "The total number of bytes of metadata sent by the queue after compression.", &l),
             samples: r.counter("prometheus_remote_storage_samples_total", "Total number of samples sent to remote storage.", &l),
             failed: r.counter("prometheus_remote_storage_samples_failed_total", "Total number of samples which failed on send to remote storage, non-recoverable errors.", &l),
             retried: r.counter("prometheus_remote_storage_samples_retried_total", "Total number of samples which failed on send to remote storage but were retried because the send error was recoverable.", &l),
@@ -418,6 +455,8 @@ struct Queue {
     shared: Arc<QueueShared>,
     metrics: Arc<Metrics>,
     sender: Arc<Sender>,
+    metadata: Option<MetadataSource>,
+    settle_ms: Arc<AtomicI64>,
 }
 
 /// Short hex name of a URL, as Prometheus names unnamed queues by a hash.
@@ -459,6 +498,8 @@ impl Queue {
         Queue {
             queryable: w.queryable.clone(),
             sender: Arc::new(Sender::new(cfg.clone())),
+            metadata: w.metadata.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            settle_ms: w.settle_ms.clone(),
             cfg,
             ext,
             opts: w.opts.clone(),
@@ -474,7 +515,7 @@ impl Queue {
             Some(t) => t,
             None => {
                 let t = now_ms()
-                    - q.opts.settle.as_millis() as i64
+                    - q.settle_ms.load(Ordering::Relaxed)
                     - q.opts.new_queue_lookback.as_millis() as i64;
                 // Persist at once, so a restart before the first interval resumes from here.
                 if let Err(e) = write_checkpoint(&q.ckpt_path, &q.cfg.url, t) {
@@ -489,6 +530,12 @@ impl Queue {
             .shards
             .set(q.cfg.queue_config.min_shards.max(1) as f64);
         tracing::info!(remote_name = %q.shared.name, url = %q.cfg.url, resume_from_ms = start, "remote write queue started");
+        let metadata_task = match (&q.metadata, q.cfg.metadata_config.send) {
+            (Some(src), true) => Some(tokio::spawn(
+                q.clone().metadata_loop(src.clone(), stop.clone()),
+            )),
+            _ => None,
+        };
         let mut cursor = start;
         let mut persisted = start;
         let mut last_persist = Instant::now();
@@ -508,7 +555,7 @@ impl Queue {
                 break;
             }
             let now = now_ms();
-            let head = now - q.opts.settle.as_millis() as i64;
+            let head = now - q.settle_ms.load(Ordering::Relaxed);
             let floor = now - q.opts.retention.as_millis() as i64;
             if cursor < floor {
                 let n = q.count_samples(cursor + 1, floor);
@@ -586,8 +633,80 @@ impl Queue {
         if cursor != persisted {
             q.persist(cursor, &mut persisted, &mut last_persist);
         }
+        if let Some(t) = metadata_task {
+            t.abort();
+            let _ = t.await;
+        }
         q.shared.stopped.store(true, Ordering::Release);
         tracing::info!(remote_name = %q.shared.name, sent_until_ms = cursor, "remote write queue stopped");
+    }
+
+    /// Sends every metric family's metadata each `send_interval`, in requests of at most
+    /// `max_samples_per_send` entries, as Prometheus's metadata watcher does. Recoverable errors
+    /// are retried with backoff until the next interval is due, then the rest of this round is
+    /// counted as failed: the next round sends everything again anyway.
+    async fn metadata_loop(self: Arc<Self>, src: MetadataSource, mut stop: watch::Receiver<bool>) {
+        let mc = self.cfg.metadata_config.clone();
+        let every = mc.send_interval.max(Duration::from_secs(1));
+        let per = mc.max_samples_per_send.max(1);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut proto = Vec::new();
+        let mut z = Vec::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let round = Instant::now();
+            let all = src();
+            let mut chunks = all.chunks(per);
+            while let Some(chunk) = chunks.next() {
+                proto.clear();
+                WriteRequest {
+                    timeseries: Vec::new(),
+                    metadata: chunk.to_vec(),
+                }
+                .encode(&mut proto);
+                snappy_compress(&proto, &mut z);
+                let body = Bytes::copy_from_slice(&z);
+                let mut backoff = self.cfg.queue_config.min_backoff;
+                let sent = loop {
+                    match self.sender.send(body.clone()).await {
+                        Outcome::Sent => {
+                            self.metrics.metadata.add(chunk.len() as f64);
+                            self.metrics.metadata_bytes.add(body.len() as f64);
+                            break true;
+                        }
+                        Outcome::Drop(e) => {
+                            tracing::error!(remote_name = %self.shared.name, url = %self.cfg.url, err = %e, "non-recoverable error while sending metadata");
+                            break false;
+                        }
+                        Outcome::Retry(e) => {
+                            if round.elapsed() + backoff >= every {
+                                tracing::warn!(remote_name = %self.shared.name, url = %self.cfg.url, err = %e, "failed to send metadata; giving up until the next interval");
+                                break false;
+                            }
+                            self.metrics.metadata_retried.add(chunk.len() as f64);
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = stop.wait_for(|s| *s) => return,
+                            }
+                            backoff = (backoff * 2).min(
+                                self.cfg
+                                    .queue_config
+                                    .max_backoff
+                                    .max(self.cfg.queue_config.min_backoff),
+                            );
+                        }
+                    }
+                };
+                if !sent {
+                    let rest: usize = chunk.len() + chunks.by_ref().map(|c| c.len()).sum::<usize>();
+                    self.metrics.metadata_failed.add(rest as f64);
+                }
+            }
+        }
     }
 
     fn persist(&self, cursor: i64, persisted: &mut i64, last: &mut Instant) {
@@ -866,5 +985,51 @@ mod tests {
         assert!(!p.with_extension("json.tmp").exists());
         std::fs::write(&p, b"\0\0garbage").unwrap();
         assert_eq!(read_checkpoint(&p), None);
+    }
+
+    #[tokio::test]
+    async fn raised_settle_holds_a_new_queue_back() {
+        let d = tempfile::tempdir().unwrap();
+        let db = crate::tsdb::Tsdb::open(crate::tsdb::Options {
+            path: d.path().join("db"),
+            ..Default::default()
+        })
+        .unwrap();
+        let w = RemoteWriter::with_options(
+            db,
+            d.path().to_path_buf(),
+            Labels::empty(),
+            WriterOptions {
+                settle: Duration::from_millis(100),
+                ..Default::default()
+            },
+        );
+        // Never below the configured floor.
+        w.set_settle(Duration::from_millis(1));
+        assert_eq!(w.settle_ms.load(Ordering::Relaxed), 100);
+        w.set_settle(Duration::from_secs(30));
+        let cfg = crate::config::load_str(
+            "remote_write:\n- url: http://127.0.0.1:1/api/v1/write\n  name: q\n",
+            "t.yml",
+            Path::new("."),
+        )
+        .unwrap();
+        w.apply_config(&cfg.remote_write);
+        let (trigger, sd) = crate::shutdown::channel();
+        let task = tokio::spawn(w.clone().run(sd));
+        let ckpt = d.path().join("remote_write").join("q.json");
+        let mut start = None;
+        for _ in 0..200 {
+            start = read_checkpoint(&ckpt);
+            if start.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A new queue starts at now - settle: the raised delay, not the 100 ms floor.
+        let lag = now_ms() - start.expect("checkpoint written at start");
+        assert!((30_000..40_000).contains(&lag), "lag {lag} ms");
+        trigger.trigger();
+        let _ = task.await;
     }
 }

@@ -334,6 +334,16 @@ impl RuleManager {
         self.lock().slots.iter().map(|s| s.group.clone()).collect()
     }
 
+    /// The largest `query_offset` of the loaded groups: rule output is stamped that far in the
+    /// past, which readers of recent data (remote write) must wait for.
+    pub fn max_query_offset(&self) -> Duration {
+        self.groups()
+            .iter()
+            .map(|g| g.query_offset)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Evaluates every group once at `t_ms`, synchronously (for tests and one-shot tools).
     pub fn eval_all_at(&self, t_ms: i64) {
         let deps = current(&self.deps);

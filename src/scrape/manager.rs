@@ -84,6 +84,20 @@ pub(crate) struct Pool {
     pub state: Mutex<PoolState>,
 }
 
+/// One metric family's metadata as a target exposed it (`# TYPE`, `# HELP`, `# UNIT`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MetricMeta {
+    /// Metric family name.
+    pub family: String,
+    /// `counter`, `gauge`, `histogram`, `gaugehistogram`, `summary`, `info`, `stateset` or
+    /// `unknown`.
+    pub kind: &'static str,
+    /// HELP text.
+    pub help: String,
+    /// UNIT (OpenMetrics), often empty.
+    pub unit: String,
+}
+
 /// See the module doc. Shared as `Arc<ScrapeManager>` between the app (reloads, shutdown) and
 /// the web layer (targets and metadata APIs).
 pub struct ScrapeManager {
@@ -235,6 +249,27 @@ impl ScrapeManager {
     }
 
     /// Snapshot of the pools, ordered by job name.
+    /// The metadata every active target last exposed: one entry per distinct (family, type,
+    /// help, unit), sorted by family. Remote write sends it (`metadata_config`).
+    pub fn metadata(&self) -> Vec<MetricMeta> {
+        let mut all = std::collections::BTreeSet::new();
+        for p in self.pools() {
+            let targets = p.state.lock().unwrap_or_else(|e| e.into_inner()).targets();
+            for t in targets {
+                let md = t.metadata.lock().unwrap_or_else(|e| e.into_inner());
+                for (n, x) in md.iter() {
+                    all.insert(MetricMeta {
+                        family: n.clone(),
+                        kind: x.kind,
+                        help: x.help.clone(),
+                        unit: x.unit.clone(),
+                    });
+                }
+            }
+        }
+        all.into_iter().collect()
+    }
+
     pub(crate) fn pools(&self) -> Vec<Arc<Pool>> {
         self.pools
             .lock()

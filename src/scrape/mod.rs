@@ -17,4 +17,4 @@ mod scrape_loop;
 mod target;
 pub mod textparse;
 
-pub use manager::{Error, ScrapeManager};
+pub use manager::{Error, MetricMeta, ScrapeManager};

@@ -303,6 +303,53 @@ pub fn start_self_scraping(program: &str, job: &str, settle: Duration) -> SelfSc
     }
 }
 
+/// A peer process (Prometheus, VictoriaMetrics, ...) killed on drop.
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Peer {
+    /// SIGTERM and wait, so the peer flushes what it acknowledged.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `GET http://addr/path` answers 200 (panics after 60 s).
+pub fn wait_ready(addr: &str, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = try_request(addr, "GET", path, None) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{addr}{path} did not become ready");
+}
+
+/// Starts Debian's VictoriaMetrics single-node on `127.0.0.1:port`, storing under `dir`.
+pub fn start_vm(dir: &Path, port: u16) -> Peer {
+    let child = Command::new("victoria-metrics")
+        .arg(format!("-storageDataPath={}", dir.display()))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("victoria-metrics (Debian package) must be installed");
+    let p = Peer(child);
+    wait_ready(&format!("127.0.0.1:{port}"), "/health");
+    p
+}
+
 /// Debian's `prometheus-alertmanager` (or `ALERTMANAGER_BIN`), if installed.
 pub fn alertmanager_bin() -> Option<PathBuf> {
     let p = PathBuf::from(

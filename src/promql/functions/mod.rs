@@ -200,6 +200,7 @@ pub(crate) fn call(
 ) -> Result<V, Error> {
     let name = f.name;
     let n = g.n();
+    check_extended_range(name, args)?;
     // Scalar-valued functions.
     match name {
         "time" => return Ok(V::Scalar((0..n).map(|i| g.t(i) as f64 / 1000.0).collect())),
@@ -461,6 +462,31 @@ pub(crate) fn call(
         }
         _ => range_call(ev, name, args, pos, g),
     }
+}
+
+/// `anchored` and `smoothed` windows hold samples outside the range, so only some functions may
+/// take them (Prometheus's `AnchoredSafeFunctions` / `SmoothedSafeFunctions`); the error is raised
+/// at evaluation, before any data is read, as Prometheus does.
+fn check_extended_range(name: &str, args: &[Expr]) -> Result<(), Error> {
+    const ANCHORED: &[&str] = &["changes", "delta", "increase", "rate", "resets"];
+    const SMOOTHED: &[&str] = &["delta", "increase", "rate"];
+    for a in args {
+        if let Expr::Matrix(vs, _) = unwrap_paren(a) {
+            let safe = match vs.ext {
+                super::ast::Ext::None => continue,
+                super::ast::Ext::Anchored => ANCHORED,
+                super::ast::Ext::Smoothed => SMOOTHED,
+            };
+            if !safe.contains(&name) {
+                return Err(exec(format!(
+                    "{} modifier can only be used with: {} - not with {name}",
+                    vs.ext.as_str(),
+                    safe.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Compares strings with runs of digits compared as numbers (Prometheus's sort_by_label).
@@ -743,6 +769,7 @@ fn range_call(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -
                 name,
                 &super::engine::Window {
                     pts: &[],
+                    ext: super::ast::Ext::None,
                     start: 0,
                     end: 0,
                     range: 1,
@@ -773,10 +800,43 @@ fn go_float(v: f64) -> String {
     format!("{v:.6}")
 }
 
-/// `info(v, {selector})` (Prometheus 3.x experimental): adds the data labels of info series
-/// (`target_info` by default) that share `instance` and `job` with each series of `v`.
+/// The time at which `info()` looks up info series, relative to the evaluation time: the `@` and
+/// `offset` of the first selector in its argument, together with those of the subqueries around
+/// that selector. `(Some(t), off)` means `t - off` at every step, `(None, off)` means `step - off`.
+fn info_ref_time(ev: &Ev<'_>, e: &Expr, acc: (Option<i64>, i64)) -> Option<(Option<i64>, i64)> {
+    let apply = |acc: (Option<i64>, i64), at: Option<i64>, off: i64| match at {
+        Some(t) => (Some(t), off),
+        None => (acc.0, acc.1 + off),
+    };
+    match e {
+        Expr::Vector(vs) | Expr::Matrix(vs, _) => Some(apply(acc, ev.at_time(&vs.at), vs.offset)),
+        Expr::Subquery {
+            expr, offset, at, ..
+        } => info_ref_time(ev, expr, apply(acc, ev.at_time(at), *offset)),
+        Expr::Paren(x, _) | Expr::Neg(x, _) => info_ref_time(ev, x, acc),
+        Expr::Binary { lhs, rhs, .. } => {
+            info_ref_time(ev, lhs, acc).or_else(|| info_ref_time(ev, rhs, acc))
+        }
+        Expr::Aggregate { expr, param, .. } => info_ref_time(ev, expr, acc)
+            .or_else(|| param.as_ref().and_then(|p| info_ref_time(ev, p, acc))),
+        Expr::Call { args, .. } => args.iter().find_map(|a| info_ref_time(ev, a, acc)),
+        Expr::Number(..) | Expr::String(..) => None,
+    }
+}
+
+/// `info(v, {selector})` (Prometheus 3.x experimental, `promql/info.go`): adds the data labels of
+/// info series (`target_info` by default) that share `instance` and `job` with each series of `v`.
+///
+/// - Info series are looked up as of the time the first selector of `v` reads (its `@` and
+///   `offset`, and those of enclosing subqueries), with the lookback delta; of two info series
+///   with the same name and identifying labels, the one with the newer sample wins.
+/// - With only negative `__name__` matchers, `__name__=~".+_info"` is implied; without any,
+///   `__name__="target_info"`. Series of `v` whose name matches those are passed through.
+/// - Without a matching info series, a sample is kept unchanged unless a data-label matcher
+///   rejects the empty value.
 fn info(ev: &mut Ev<'_>, args: &[Expr], g: Grid) -> Result<V, Error> {
     use crate::model::{MatchType, Matcher};
+    use std::collections::{HashMap, HashSet};
     const IDENT: [&str; 2] = ["instance", "job"];
     let base = ev.eval_vector(&args[0], g)?;
     let sel: Vec<Matcher> = match args.get(1).map(unwrap_paren) {
@@ -795,88 +855,161 @@ fn info(ev: &mut Ev<'_>, args: &[Expr], g: Grid) -> Result<V, Error> {
         .collect();
     if name_ms.is_empty() {
         name_ms.push(Matcher::equal(METRIC_NAME, "target_info"));
+    } else if !name_ms
+        .iter()
+        .any(|m| matches!(m.kind, MatchType::Equal | MatchType::Regex))
+    {
+        let any_info = Matcher::new(MatchType::Regex, METRIC_NAME, ".+_info")
+            .map_err(|e| exec(e.to_string()))?;
+        name_ms.insert(0, any_info);
     }
     let data_ms: Vec<Matcher> = sel
         .iter()
         .filter(|m| m.name != METRIC_NAME)
         .cloned()
         .collect();
-    let mut all = name_ms.clone();
-    all.extend(data_ms.iter().cloned());
-    // Some matcher must not match the empty string for the store to select by it.
-    if !all.iter().any(|m| !m.matches_empty()) {
-        all.push(
-            Matcher::new(MatchType::Regex, METRIC_NAME, ".+").map_err(|e| exec(e.to_string()))?,
-        );
+    // Info series themselves are not enriched.
+    let ignored: Vec<bool> = base
+        .iter()
+        .map(|s| {
+            let name = s.labels.metric_name().unwrap_or("");
+            name_ms.iter().all(|m| m.matches(name))
+        })
+        .collect();
+    // Identifying-label values of the series to enrich; info series must carry one of them.
+    let mut id_values: [HashSet<&str>; 2] = [HashSet::new(), HashSet::new()];
+    for (s, _) in base.iter().zip(&ignored).filter(|(_, ig)| !**ig) {
+        for (k, l) in IDENT.iter().enumerate() {
+            if let Some(v) = s.labels.get(l) {
+                id_values[k].insert(v);
+            }
+        }
     }
-    let vs = super::ast::VectorSelector {
-        name: None,
-        matchers: all,
-        offset: 0,
-        at: None,
-        pos: 0,
-        durs: None,
+    let infos: Vec<SS> = if id_values.iter().all(|v| v.is_empty()) {
+        Vec::new()
+    } else {
+        let mut all = name_ms.clone();
+        all.extend(data_ms.iter().cloned());
+        // Some matcher must not match the empty string for the store to select by it.
+        if !all.iter().any(|m| !m.matches_empty()) {
+            all.push(
+                Matcher::new(MatchType::Regex, METRIC_NAME, ".+")
+                    .map_err(|e| exec(e.to_string()))?,
+            );
+        }
+        let (at, offset) = info_ref_time(ev, &args[0], (None, 0)).unwrap_or((None, 0));
+        let vs = super::ast::VectorSelector {
+            name: None,
+            matchers: all,
+            offset,
+            at: at.map(super::ast::At::Time),
+            pos: 0,
+            durs: None,
+            ext: super::ast::Ext::None,
+        };
+        // Values are the info samples' own timestamps (seconds), to pick the newest.
+        let mut v = ev.eval_selector(&vs, g, true)?;
+        v.retain(|s| {
+            IDENT.iter().enumerate().all(|(k, l)| {
+                id_values[k].is_empty() || s.labels.get(l).is_some_and(|x| id_values[k].contains(x))
+            })
+        });
+        v
     };
-    let infos = ev.eval_selector(&vs, g, false)?;
-    let data_empty_ok = data_ms.iter().all(|m| m.matches_empty());
-    let key = |l: &Labels| -> (String, String) {
+    let key = |name: &str, l: &Labels| -> (String, String, String) {
         (
+            name.to_string(),
             l.get(IDENT[0]).unwrap_or("").to_string(),
             l.get(IDENT[1]).unwrap_or("").to_string(),
         )
     };
-    let mut by_key: std::collections::HashMap<(String, String), Vec<usize>> =
-        std::collections::HashMap::new();
-    for (i, s) in infos.iter().enumerate() {
-        by_key.entry(key(&s.labels)).or_default().push(i);
-    }
+    let mut names: Vec<&str> = infos
+        .iter()
+        .map(|s| s.labels.metric_name().unwrap_or(""))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let info_keys: Vec<(String, String, String)> = infos
+        .iter()
+        .map(|s| key(s.labels.metric_name().unwrap_or(""), &s.labels))
+        .collect();
+    let base_keys: Vec<Vec<(String, String, String)>> = base
+        .iter()
+        .map(|s| names.iter().map(|n| key(n, &s.labels)).collect())
+        .collect();
+    let empty_ok = data_ms.iter().all(|m| m.matches_empty());
     let mut out = Out::new();
-    for s in base {
-        let is_info = name_ms.iter().all(|m| m.matches_labels(&s.labels));
-        let cands = by_key.get(&key(&s.labels));
-        for &(t, v) in &s.pts {
-            if is_info {
-                out.push(s.labels.clone(), s.drop_name, t, v)?;
-                continue;
+    let mut steps_base = Steps::new(&base);
+    let mut steps_info = Steps::new(&infos);
+    // Per step: the newest info sample per (name, instance, job).
+    let mut current: HashMap<&(String, String, String), (usize, f64)> = HashMap::new();
+    // Per base series: the info series it was last enriched from, and the output slot.
+    let mut last: Vec<Option<(Vec<usize>, usize)>> = vec![None; base.len()];
+    let mut chosen: Vec<usize> = Vec::new();
+    for i in 0..g.n() {
+        let t = g.t(i);
+        current.clear();
+        for &(k, ts) in steps_info.at(t) {
+            match current.get(&info_keys[k]) {
+                Some(&(other, ots)) if ots == ts => {
+                    return Err(exec(format!(
+                        "found duplicate series for info metric: existing {} @ {}, new {} @ {}",
+                        super::binary::labels_braces(&infos[other].labels),
+                        (ots * 1000.0).round() as i64,
+                        super::binary::labels_braces(&infos[k].labels),
+                        (ts * 1000.0).round() as i64
+                    )));
+                }
+                Some(&(_, ots)) if ots > ts => {}
+                _ => {
+                    current.insert(&info_keys[k], (k, ts));
+                }
             }
-            let mut add: Vec<(String, String)> = Vec::new();
-            let mut matched = false;
-            for &ci in cands.map(|c| c.as_slice()).unwrap_or(&[]) {
-                let info = &infos[ci];
-                if !info.pts.iter().any(|p| p.0 == t) {
+        }
+        for &(j, v) in steps_base.at(t) {
+            let s = &base[j];
+            chosen.clear();
+            if !ignored[j] {
+                for bk in &base_keys[j] {
+                    if let Some(&(k, _)) = current.get(bk) {
+                        chosen.push(k);
+                    }
+                }
+                if chosen.is_empty() && !empty_ok {
                     continue;
                 }
-                matched = true;
-                for lb in info.labels.iter() {
+            }
+            if let Some((prev, slot)) = &last[j] {
+                if *prev == chosen {
+                    out.push_at(*slot, t, v)?;
+                    continue;
+                }
+            }
+            let mut add: Vec<(&str, &str)> = Vec::new();
+            for &k in &chosen {
+                for lb in infos[k].labels.iter() {
                     if lb.name == METRIC_NAME
-                        || IDENT.contains(&lb.name.as_str())
-                        || s.labels.get(&lb.name).is_some()
+                        || (!data_ms.is_empty() && !data_ms.iter().any(|m| m.name == lb.name))
                     {
-                        continue;
-                    }
-                    if !data_ms.is_empty() && !data_ms.iter().any(|m| m.name == lb.name) {
                         continue;
                     }
                     match add.iter().find(|(n, _)| *n == lb.name) {
                         Some((_, old)) if *old != lb.value => {
-                            return Err(exec(format!(
-                                "conflicting label {}: {} and {}",
-                                lb.name, old, lb.value
-                            )));
+                            return Err(exec(format!("conflicting label: {}", lb.name)));
                         }
                         Some(_) => {}
-                        None => add.push((lb.name.clone(), lb.value.clone())),
+                        None if s.labels.get(&lb.name).is_some() => {}
+                        None => add.push((&lb.name, &lb.value)),
                     }
                 }
             }
-            if !matched && !data_empty_ok {
-                continue;
-            }
             let mut b = s.labels.builder();
             for (n, v) in add {
-                b.set(n, v);
+                b.set(n.to_string(), v.to_string());
             }
-            out.push(b.into_labels(), s.drop_name, t, v)?;
+            let slot = out.slot(b.into_labels(), s.drop_name);
+            out.push_at(slot, t, v)?;
+            last[j] = Some((chosen.clone(), slot));
         }
     }
     Ok(V::Vec(

@@ -4,11 +4,20 @@
 //! `double_exponential_smoothing` (`holt_winters` in 2.x).
 
 use crate::promql::aggregate::{kahan_inc, quantile};
-use crate::promql::engine::Window;
+use crate::promql::ast::Ext;
+use crate::promql::engine::{anchor_index, Window};
 
 /// The `*_over_time` function `name` (without a parameter), or `None` if it is not one.
 pub(crate) fn simple(name: &str, w: &Window<'_>) -> Option<Option<f64>> {
-    let s = w.pts;
+    let mut s = w.pts;
+    if w.ext == Ext::Anchored && matches!(name, "changes" | "resets") {
+        // Count from the last sample at or before the window start (Prometheus 3.7
+        // `pickFirstSampleIndex`); nothing when no sample lies inside the window.
+        match s.last() {
+            Some(l) if l.0 > w.start => s = &s[anchor_index(s, w.start)..],
+            _ => return Some(None),
+        }
+    }
     let r = match name {
         "count_over_time" => (!s.is_empty()).then_some(s.len() as f64),
         "present_over_time" => (!s.is_empty()).then_some(1.0),
