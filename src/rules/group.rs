@@ -218,13 +218,29 @@ impl Group {
     }
 
     /// The evaluation timestamp at or before `now_ms`, offset within the interval by a hash of
-    /// the group so that groups spread out but keep a fixed phase (Prometheus's `EvalTimestamp`).
+    /// the group so that groups spread out but keep a fixed phase. Computed exactly as
+    /// Prometheus's `EvalTimestamp` (nanoseconds; the offset is the xxhash64 of the label set
+    /// `{file, name}` modulo the interval), so a group evaluates at the same instants in
+    /// edgeprom as in Prometheus.
     pub(crate) fn eval_timestamp(&self, now_ms: i64) -> i64 {
-        let interval = self.interval.as_millis().max(1) as i64;
-        let h = Labels::from_pairs([("name", self.spec.name.as_str())]).hash64();
-        let offset = (h % interval as u64) as i64;
-        let adj = now_ms - offset;
-        adj - adj.rem_euclid(interval) + offset
+        let interval = (self.interval.as_nanos().max(1)).min(i64::MAX as u128) as i64;
+        let offset = (self.phase_hash() % interval as u64) as i64;
+        let now_ns = now_ms.saturating_mul(1_000_000);
+        let adj = now_ns - offset;
+        (adj - adj.rem_euclid(interval) + offset).div_euclid(1_000_000)
+    }
+
+    /// Prometheus's `Group.hash`: `labels.Labels{file, name}.Hash()`, the xxhash64 of
+    /// `name 0xff value 0xff` for each label in order.
+    fn phase_hash(&self) -> u64 {
+        let mut b = Vec::with_capacity(self.spec.file.len() + self.spec.name.len() + 12);
+        for (k, v) in [("file", &self.spec.file), ("name", &self.spec.name)] {
+            b.extend_from_slice(k.as_bytes());
+            b.push(0xff);
+            b.extend_from_slice(v.as_bytes());
+            b.push(0xff);
+        }
+        xxhash_rust::xxh64::xxh64(&b, 0)
     }
 
     /// Counts iterations missed because the previous one overran; returns the next timestamp.
