@@ -354,11 +354,17 @@ pub struct SegmentWriter {
     dir_synced: bool,
     /// Leave the directory fsync to the caller (one per flush for many one-shot segments).
     defer_dir_sync: bool,
+    /// fsync every record (the store's flushes); a bulk writer (import) syncs once, at seal.
+    sync_each: bool,
 }
 
 impl SegmentWriter {
     /// Creates `dir/SEQ.live` with its header, durably.
     pub fn create(dir: &Path, seq: u64, partition: i64) -> io::Result<(Self, u64)> {
+        Self::create_with(dir, seq, partition, true)
+    }
+
+    fn create_with(dir: &Path, seq: u64, partition: i64, sync: bool) -> io::Result<(Self, u64)> {
         let path = dir.join(format!("{seq:010}.live"));
         let mut file = OpenOptions::new()
             .create_new(true)
@@ -370,15 +376,21 @@ impl SegmentWriter {
             seq,
             partition,
         };
-        let res = file
-            .write_all(&encode_header(&h))
-            .and_then(|_| file.sync_data());
+        let res = file.write_all(&encode_header(&h)).and_then(|_| {
+            if sync {
+                file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = res {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        let _ = sync_dir(dir);
+        if sync {
+            let _ = sync_dir(dir);
+        }
         let lvl = ZSTD_LEVEL;
         let enc = zstd::stream::write::Encoder::new(Vec::new(), lvl)?;
         Ok((
@@ -399,9 +411,19 @@ impl SegmentWriter {
                 rec: Vec::new(),
                 dir_synced: false,
                 defer_dir_sync: false,
+                sync_each: sync,
             },
             HEADER_LEN as u64,
         ))
+    }
+
+    /// A writer for bulk loads (import): records are written without an fsync each; `seal`
+    /// fsyncs the file once and leaves the directory fsync to the caller. Until sealed the file
+    /// is a `.live` segment whose unsynced tail a crash may tear, which the next open cuts.
+    pub fn create_bulk(dir: &Path, seq: u64, partition: i64) -> io::Result<(Self, u64)> {
+        let (mut w, n) = Self::create_with(dir, seq, partition, false)?;
+        w.defer_dir_sync = true;
+        Ok((w, n))
     }
 
     /// What readers may see of this segment now.
@@ -463,10 +485,13 @@ impl SegmentWriter {
         let mut reuse = payload;
         reuse.clear();
         *self.enc.get_mut() = reuse;
-        let res = self
-            .file
-            .write_all(&self.rec)
-            .and_then(|_| self.file.sync_data());
+        let res = self.file.write_all(&self.rec).and_then(|_| {
+            if self.sync_each {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = res {
             let _ = self.file.set_len(self.len);
             return Err(e);
@@ -485,6 +510,9 @@ impl SegmentWriter {
     /// Returns the sealed info, or `None` when the segment held nothing.
     pub fn seal(self) -> io::Result<Option<SegmentInfo>> {
         let _ = self.file.set_len(self.len);
+        if !self.sync_each {
+            self.file.sync_data()?;
+        }
         let sync = !self.defer_dir_sync;
         seal_file(
             &self.dir, &self.path, self.seq, self.min_t, self.max_t, self.len, sync,
