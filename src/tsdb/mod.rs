@@ -1158,4 +1158,6 @@ fn register_metrics(inner: &Arc<Inner>) {
 }
 
 #[cfg(test)]
+mod exp;
+#[cfg(test)]
 mod tests;
