@@ -17,6 +17,9 @@ pub struct Last {
     pub t: AtomicI64,
     /// Value bits.
     pub v: AtomicU64,
+    /// Timestamp of the series' first sample when this process saw it (series created since
+    /// open); `i64::MIN` when unknown (the series may have samples from any time on).
+    pub first: AtomicI64,
 }
 
 impl Last {
@@ -24,6 +27,7 @@ impl Last {
         Last {
             t: AtomicI64::new(i64::MIN),
             v: AtomicU64::new(0),
+            first: AtomicI64::new(i64::MIN),
         }
     }
     /// Current (t, value bits).
@@ -58,6 +62,11 @@ pub struct Index {
     /// sid -> newest sample.
     pub lasts: Vec<Last>,
     live: usize,
+    /// Series ids below this were loaded at open: their first sample time is unknown.
+    pub loaded_bound: u32,
+    /// For loaded series whose newest sample was not recovered at open (it is older than the
+    /// segments open decodes): an upper bound of that sample's time.
+    pub unrecovered_last: i64,
 }
 
 impl Index {
@@ -75,6 +84,18 @@ impl Index {
     /// Number of series ids handed out (the exclusive upper bound of sids).
     pub fn id_bound(&self) -> u32 {
         self.series.len() as u32
+    }
+
+    /// A time range that holds every sample of `sid` (bounds may be loose: see `Last::first`
+    /// and `unrecovered_last`); `None` for a series without any sample.
+    pub fn time_bounds(&self, sid: u32) -> Option<(i64, i64)> {
+        let l = self.lasts.get(sid as usize)?;
+        let last = l.t.load(Ordering::Acquire);
+        let first = l.first.load(Ordering::Acquire);
+        if last != i64::MIN {
+            return Some((first, last));
+        }
+        (sid < self.loaded_bound).then_some((i64::MIN, self.unrecovered_last))
     }
 
     /// Number of series with labels.

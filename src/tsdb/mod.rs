@@ -45,16 +45,24 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
-/// Default `--storage.tsdb.flush-interval`: 10 s.
+/// Default `--storage.tsdb.flush-interval`: 60 s, the longest a committed sample waits for
+/// `fdatasync` (what a crash or power cut can lose).
 ///
-/// The trade-off: a crash loses at most this window, and every flush costs one `fdatasync`,
-/// which rewrites the file's last partial 4 KiB page, plus a 32-byte record header. Measured
-/// by `examples/tsdb_bench.rs`: with 2,000 series scraped every second (the Pi-like
-/// workload) a 10 s flush writes 0.95 bytes per sample to the device; with 2,000 series every
-/// 15 s one flush carries only one scrape and writes 3.3 B/sample (60 s flushes: 1.55). At
-/// 10 s a crash loses at most one 15 s scrape, which is what most users expect of a
-/// "power-cut safe" store; boards with few series can raise it to save wear.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// The trade-off: every flush is one `fdatasync`, which writes the file's last partial 4 KiB
+/// page again, so a flush costs about one page more than its data. With 2,009 series scraped
+/// every 15 s, flushing every scrape (any interval under 15 s) writes 3.3 bytes per sample for
+/// 1.1 stored; at 60 s it is about 1.4 (`examples/tsdb_bench.rs`). Busier stores flush sooner
+/// without paying more (see [`EARLY_FLUSH_BYTES`]), so the 60 s window only applies where a
+/// flush would carry less than two pages of data. Set a shorter interval to lose less on a
+/// crash at the price of more writes (at 10 s: at most one 15 s scrape lost, 3.3 B/sample).
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A flush happens before the flush interval is up once the samples waiting for it would
+/// fill this much compressed data and they have waited [`EARLY_FLUSH_AFTER`]: then the
+/// rewritten partial page is at most a third of what the flush writes.
+pub const EARLY_FLUSH_BYTES: u64 = 8 << 10;
+/// The shortest wait before an early flush.
+pub const EARLY_FLUSH_AFTER: Duration = Duration::from_secs(10);
 
 /// Length of a time partition: a segment holds at most one partition's samples. Two hours
 /// bound what a query on recent data must decode, and keep retention's granularity at 2 h,
@@ -219,6 +227,8 @@ struct Inner {
     max_t: AtomicI64,
     /// Bytes of the series log (a copy readable without the flush lock).
     log_bytes: AtomicU64,
+    /// Compressed bytes per sample of recent flushes (`f64` bits), to predict a flush's size.
+    recent_bytes_per_sample: AtomicU64,
     opened_at: Instant,
 }
 
@@ -332,6 +342,7 @@ impl Tsdb {
             last_write_error: Mutex::new(String::new()),
             max_t: AtomicI64::new(max_t),
             log_bytes: AtomicU64::new(log_len),
+            recent_bytes_per_sample: AtomicU64::new(1.0f64.to_bits()),
             opened_at: Instant::now(),
         });
         inner.recover_lasts();
@@ -355,25 +366,36 @@ impl Tsdb {
             self.inner
                 .opts
                 .flush_interval
+                .min(Duration::from_secs(1))
                 .max(Duration::from_millis(10)),
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut last_retention = Instant::now();
+        let mut last_flush = Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.started() => break,
             }
-            let db = self.inner.clone();
             let ret = last_retention.elapsed() >= RETENTION_EVERY;
+            let flush = self.flush_due(last_flush.elapsed());
+            if !(ret || flush) {
+                continue;
+            }
             if ret {
                 last_retention = Instant::now();
             }
+            if flush {
+                last_flush = Instant::now();
+            }
+            let db = self.inner.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                // A failure is logged (with its cause) and counted inside; the samples stay in
-                // memory and the next tick retries.
-                let _ = db.flush();
+                if flush {
+                    // A failure is logged (with its cause) and counted inside; the samples
+                    // stay in memory and the next tick retries.
+                    let _ = db.flush();
+                }
                 if ret {
                     db.apply_retention();
                 }
@@ -387,6 +409,23 @@ impl Tsdb {
             }
         })
         .await;
+    }
+
+    /// Whether a flush is due `since_last_flush` after the previous one: when the flush
+    /// interval is up, or early when the waiting samples would make at least
+    /// [`EARLY_FLUSH_BYTES`] of compressed data and [`EARLY_FLUSH_AFTER`] has passed. `run`
+    /// asks every second; a bulk writer may ask too.
+    pub fn flush_due(&self, since_last_flush: Duration) -> bool {
+        let i = &self.inner;
+        if since_last_flush >= i.opts.flush_interval {
+            return true;
+        }
+        if since_last_flush < EARLY_FLUSH_AFTER {
+            return false;
+        }
+        let pending = lock(&i.shared).unflushed.len() as f64;
+        let per_sample = f64::from_bits(i.recent_bytes_per_sample.load(Ordering::Relaxed));
+        pending * per_sample >= EARLY_FLUSH_BYTES as f64
     }
 
     /// Makes every committed sample durable now.
@@ -580,15 +619,25 @@ impl Inner {
 
     /// Each series' newest stored sample, from the newest partition's segments.
     fn recover_lasts(&self) {
-        let segs: Vec<SegmentInfo> = {
+        let (segs, older_max): (Vec<SegmentInfo>, i64) = {
             let sh = lock(&self.shared);
             let from = sh.max_t.saturating_sub(PARTITION_MS);
-            sh.segments
-                .iter()
-                .filter(|s| s.max_t >= from)
-                .cloned()
-                .collect()
+            let older = sh.segments.iter().filter(|s| s.max_t < from);
+            (
+                sh.segments
+                    .iter()
+                    .filter(|s| s.max_t >= from)
+                    .cloned()
+                    .collect(),
+                older.map(|s| s.max_t).max().unwrap_or(i64::MIN),
+            )
         };
+        {
+            // A series none of the decoded segments holds ended in an older one.
+            let mut ix = write(&self.index);
+            ix.loaded_bound = ix.id_bound();
+            ix.unrecovered_last = older_max;
+        }
         let ix = read(&self.index);
         let bound = ix.id_bound();
         for s in segs {
@@ -686,6 +735,9 @@ impl Inner {
             };
             let (lt, lv) = l.get();
             if s.t > lt {
+                if lt == i64::MIN && s.sid >= ix.loaded_bound {
+                    l.first.store(s.t, Ordering::Release);
+                }
                 l.set(s.t, s.v.to_bits());
                 sh.unflushed.push(*s);
                 n += 1;
@@ -707,35 +759,10 @@ impl Inner {
     fn flush(&self) -> Result<(), Error> {
         let mut fs = lock(&self.flush);
         let dir = self.opts.path.clone();
-        let (mut batch, new_sids) = {
-            let sh = lock(&self.shared);
-            (sh.unflushed.clone(), sh.new_series.clone())
-        };
+        let mut batch = lock(&self.shared).unflushed.clone();
         let n = batch.len();
         // 1. New series first, so every id a segment uses is logged before it.
-        if !new_sids.is_empty() {
-            let pairs: Vec<(u32, Vec<(String, String)>)> = {
-                let ix = read(&self.index);
-                new_sids.iter().map(|&s| (s, ix.label_pairs(s))).collect()
-            };
-            match fs.log.append(pairs.iter().map(|(s, p)| (*s, &p[..]))) {
-                Ok(b) => {
-                    inc(&self.stats.bytes_written, b);
-                    self.log_bytes.store(fs.log.len(), Ordering::Relaxed);
-                    lock(&self.shared).new_series.drain(..new_sids.len());
-                }
-                Err(e) => {
-                    let e = Error::Io {
-                        op: "appending to",
-                        path: fs.log.path().to_path_buf(),
-                        source: e,
-                    };
-                    self.write_failed(&e);
-                    tracing::warn!(error = %error_chain(&e), pending = n, "flush failed; samples kept in memory and retried");
-                    return Err(e);
-                }
-            }
-        }
+        self.log_new_series(&mut fs)?;
         if n == 0 {
             self.write_ok();
             return Ok(());
@@ -761,6 +788,11 @@ impl Inner {
                 Ok(b) => {
                     inc(&self.stats.bytes_written, b);
                     written.push(p);
+                    if group.len() >= 100 {
+                        let per = b as f64 / group.len() as f64;
+                        self.recent_bytes_per_sample
+                            .store(per.to_bits(), Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     failure = Some(e);
@@ -819,6 +851,37 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Appends the series created since the last call to the series log (durably), so that
+    /// every id a segment record uses is logged before the record.
+    fn log_new_series(&self, fs: &mut FlushState) -> Result<(), Error> {
+        let new_sids = lock(&self.shared).new_series.clone();
+        if new_sids.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(u32, Vec<(String, String)>)> = {
+            let ix = read(&self.index);
+            new_sids.iter().map(|&s| (s, ix.label_pairs(s))).collect()
+        };
+        match fs.log.append(pairs.iter().map(|(s, p)| (*s, &p[..]))) {
+            Ok(b) => {
+                inc(&self.stats.bytes_written, b);
+                self.log_bytes.store(fs.log.len(), Ordering::Relaxed);
+                lock(&self.shared).new_series.drain(..new_sids.len());
+            }
+            Err(e) => {
+                let e = Error::Io {
+                    op: "appending to",
+                    path: fs.log.path().to_path_buf(),
+                    source: e,
+                };
+                self.write_failed(&e);
+                tracing::warn!(error = %error_chain(&e), "flush failed; samples kept in memory and retried");
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     fn write_ok(&self) {
@@ -1169,5 +1232,7 @@ fn register_metrics(inner: &Arc<Inner>) {
     }
 }
 
+#[cfg(test)]
+mod exp;
 #[cfg(test)]
 mod tests;

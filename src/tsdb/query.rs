@@ -5,7 +5,7 @@
 //! series) and from the committed-but-unflushed samples, snapshotted together under the
 //! `shared` lock so that every sample is seen exactly once.
 
-use super::{encoding::RawSample, lock, read, segment, Inner, SegmentInfo};
+use super::{encoding::RawSample, index::Index, lock, read, segment, Inner, SegmentInfo};
 use crate::model::{Labels, Matcher};
 use crate::storage::{
     Querier, SampleIter, SelectHints, Series, SeriesSet, StorageError, VecSeriesSet,
@@ -25,8 +25,28 @@ impl TsdbQuerier {
         TsdbQuerier { db, mint, maxt }
     }
 
-    fn sids(&self, ms: &[Matcher]) -> Vec<u32> {
-        read(&self.db.index).select(ms)
+    /// Series matching `ms` with samples in the querier's range, from the index alone: each
+    /// series' first and newest sample time (see `Index::time_bounds`; after a restart the
+    /// bounds of old series are loose, so a series may be listed for a range it has no sample
+    /// in, as Prometheus lists every series of a block that overlaps the range). `None` when
+    /// neither matchers nor the range narrow anything (every series).
+    fn sids_in_range(&self, ix: &Index, ms: &[Matcher]) -> Option<Vec<u32>> {
+        let (min_t, max_t) = {
+            let sh = lock(&self.db.shared);
+            (sh.min_t, sh.max_t)
+        };
+        let whole = self.mint <= min_t && self.maxt >= max_t;
+        if ms.is_empty() && whole {
+            return None;
+        }
+        let mut sids = ix.select(ms);
+        if !whole {
+            sids.retain(|&s| {
+                ix.time_bounds(s)
+                    .is_some_and(|(first, last)| first <= self.maxt && last >= self.mint)
+            });
+        }
+        Some(sids)
     }
 }
 
@@ -171,18 +191,18 @@ impl Querier for TsdbQuerier {
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        if matchers.is_empty() {
-            return Ok(read(&self.db.index).label_names(None));
+        let ix = read(&self.db.index);
+        match self.sids_in_range(&ix, matchers) {
+            None => Ok(ix.label_names(None)),
+            Some(s) => Ok(ix.label_names(Some(&s))),
         }
-        let s = self.sids(matchers);
-        Ok(read(&self.db.index).label_names(Some(&s)))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        if matchers.is_empty() {
-            return Ok(read(&self.db.index).label_values(name, None));
+        let ix = read(&self.db.index);
+        match self.sids_in_range(&ix, matchers) {
+            None => Ok(ix.label_values(name, None)),
+            Some(s) => Ok(ix.label_values(name, Some(&s))),
         }
-        let s = self.sids(matchers);
-        Ok(read(&self.db.index).label_values(name, Some(&s)))
     }
 }

@@ -276,3 +276,76 @@ async fn run_flushes_periodically_and_closes_on_shutdown() {
         vec![(1000, 1f64.to_bits()), (2000, 2f64.to_bits())]
     );
 }
+
+#[test]
+fn label_queries_keep_to_the_time_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let series = [
+        (
+            Labels::from_pairs([("__name__", "a"), ("job", "j1"), ("x", "1")]),
+            1_000i64,
+        ),
+        (
+            Labels::from_pairs([("__name__", "b"), ("job", "j2"), ("y", "2")]),
+            100_000,
+        ),
+    ];
+    let load = |db: &Tsdb| {
+        let mut app = db.appender();
+        for (l, t0) in &series {
+            for k in 0..10 {
+                app.append(SeriesRef(0), l, t0 + k * 1_000, k as f64)
+                    .expect("append");
+            }
+        }
+        app.commit().expect("commit");
+    };
+    // (range, label names, values of `job`) -- a ends at 10 s, b starts at 100 s.
+    type Case = ((i64, i64), &'static [&'static str], &'static [&'static str]);
+    let cases: &[Case] = &[
+        ((0, 500), &[], &[]),
+        ((5_000, 6_000), &["__name__", "job", "x"], &["j1"]),
+        ((50_000, 99_999), &[], &[]),
+        ((105_000, 200_000), &["__name__", "job", "y"], &["j2"]),
+        (
+            (i64::MIN, i64::MAX),
+            &["__name__", "job", "x", "y"],
+            &["j1", "j2"],
+        ),
+    ];
+    let check = |db: &Tsdb, after_reopen: bool| {
+        for ((mint, maxt), names, jobs) in cases {
+            let q = db.querier(*mint, *maxt).expect("q");
+            let got_names = q.label_names(&[]).expect("names");
+            let got_jobs = q.label_values("job", &[]).expect("values");
+            // After a restart the first-sample times of old series are unknown: a range before
+            // a series' start may list it. A range after a series' end never does.
+            if after_reopen && *maxt < 100_000 {
+                continue;
+            }
+            assert_eq!(
+                got_names, *names,
+                "names {mint}..{maxt} reopen={after_reopen}"
+            );
+            assert_eq!(got_jobs, *jobs, "jobs {mint}..{maxt} reopen={after_reopen}");
+            // With a matcher, only that series and only inside the range.
+            let m = [Matcher::equal("job", "j2")];
+            let want: &[&str] = if jobs.contains(&"j2") { &["j2"] } else { &[] };
+            assert_eq!(
+                q.label_values("job", &m).expect("v"),
+                want,
+                "{mint}..{maxt}"
+            );
+        }
+    };
+    {
+        let db = Tsdb::open(opts(dir.path())).expect("open");
+        load(&db);
+        check(&db, false);
+        db.flush().expect("flush");
+        check(&db, false);
+        db.close().expect("close");
+    }
+    let db = Tsdb::open(opts(dir.path())).expect("reopen");
+    check(&db, true);
+}

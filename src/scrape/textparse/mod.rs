@@ -236,6 +236,22 @@ pub struct Parser<'a> {
     line: usize,
     format: Format,
     done: bool,
+    /// Streaming piece: the body's end is not the stream's end (no `# EOF` check there).
+    partial: bool,
+    /// Whether `# EOF` ended the body.
+    saw_eof: bool,
+    /// Streaming files repeat a series on consecutive lines; the previous sample line's series
+    /// (with its name and label offsets) lets such a line skip the label scan. Only set in
+    /// streaming mode: scrape bodies never repeat a series.
+    prev: Option<PrevSeries<'a>>,
+}
+
+/// The previous sample line's series text and where its name and labels end in it.
+#[derive(Clone, Copy)]
+struct PrevSeries<'a> {
+    series: &'a [u8],
+    name_end: usize,
+    labels: (usize, usize),
 }
 
 impl<'a> Parser<'a> {
@@ -247,7 +263,32 @@ impl<'a> Parser<'a> {
             line: 1,
             format,
             done: false,
+            partial: false,
+            saw_eof: false,
+            prev: None,
         }
+    }
+
+    /// A parser over one piece of a longer stream (an import reads a file in pieces cut at line
+    /// ends): the end of `body` is not an error even in OpenMetrics, whose `# EOF` may come in a
+    /// later piece ([`Parser::saw_eof`] tells whether it came in this one). Consecutive
+    /// OpenMetrics lines of the same series, the usual layout of a backfill file, reuse the
+    /// previous line's validated name and labels.
+    pub fn new_partial(body: &'a [u8], format: Format) -> Self {
+        Parser {
+            partial: true,
+            ..Parser::new(body, format)
+        }
+    }
+
+    /// Whether `# EOF` ended the body (OpenMetrics).
+    pub fn saw_eof(&self) -> bool {
+        self.saw_eof
+    }
+
+    /// Lines consumed so far (complete lines, including blank and comment lines).
+    pub fn lines_read(&self) -> usize {
+        self.line - 1
     }
 
     /// The format this parser reads.
@@ -275,7 +316,7 @@ impl<'a> Parser<'a> {
             let buf = self.buf;
             if self.pos >= buf.len() {
                 self.done = true;
-                if self.format == Format::OpenMetrics {
+                if self.format == Format::OpenMetrics && !self.partial {
                     let line = self.line;
                     return Some(Err(self.err(
                         line,
@@ -296,12 +337,14 @@ impl<'a> Parser<'a> {
             let text = &buf[start..end];
             let r = match self.format {
                 Format::Text => parse_text_line(text),
+                Format::OpenMetrics if self.partial => self.parse_om_streamed(text, has_nl),
                 Format::OpenMetrics => parse_om_line(text, has_nl),
             };
             match r {
                 Ok(Some(LineOut::Entry(e))) => return Some(Ok(e)),
                 Ok(Some(LineOut::Eof)) => {
                     self.done = true;
+                    self.saw_eof = true;
                     // Only nothing (or the newline already consumed) may follow.
                     if self.pos < buf.len() {
                         return Some(Err(self.err(
@@ -316,6 +359,36 @@ impl<'a> Parser<'a> {
                 Err((kind, msg)) => return Some(Err(self.err(line_no, kind, msg))),
             }
         }
+    }
+}
+
+impl<'a> Parser<'a> {
+    /// An OpenMetrics line in streaming mode: a line that starts with the previous sample
+    /// line's series text followed by a space has the same, already validated, name and labels.
+    #[inline]
+    fn parse_om_streamed(&mut self, line: &'a [u8], has_nl: bool) -> LineResult<'a> {
+        if let Some(p) = self.prev {
+            let n = p.series.len();
+            if has_nl && line.get(n) == Some(&b' ') && line[..n] == *p.series {
+                return om_sample_rest(&line[..n], p.name_end, p.labels, line, n);
+            }
+        }
+        let r = parse_om_line(line, has_nl);
+        if let Ok(Some(LineOut::Entry(Entry::Series(e)))) = &r {
+            // `labels_raw` borrows from `line` when it is not empty.
+            let labels = if e.labels_raw.is_empty() {
+                (0, 0)
+            } else {
+                let start = e.labels_raw.as_ptr() as usize - line.as_ptr() as usize;
+                (start, start + e.labels_raw.len())
+            };
+            self.prev = Some(PrevSeries {
+                series: e.series,
+                name_end: e.name.len(),
+                labels,
+            });
+        }
+        r
     }
 }
 
@@ -465,19 +538,52 @@ fn syntax(expected: &str, line: &[u8], at: usize) -> (ParseErrorKind, String) {
 /// Parses a float as Go's `strconv.ParseFloat` after Prometheus's filter (no `p`, `P`, `_`).
 #[inline]
 fn parse_float(tok: &[u8]) -> Option<f64> {
-    // Fast path: plain integers (most counters and gauges).
-    if !tok.is_empty() && tok.len() <= 15 && tok.iter().all(|c| c.is_ascii_digit()) {
-        let mut v: u64 = 0;
-        for &c in tok {
-            v = v * 10 + u64::from(c - b'0');
-        }
-        return Some(v as f64);
+    if let Some(v) = fast_decimal(tok) {
+        return Some(v);
     }
     if tok.iter().any(|&c| c == b'p' || c == b'P' || c == b'_') {
         return None;
     }
     let s = std::str::from_utf8(tok).ok()?;
     s.parse::<f64>().ok()
+}
+
+/// Exact powers of ten up to the fast path's largest fraction.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// Fast path for the numbers exporters write most: `[-]digits[.digits]` with at most 15
+/// digits. The digits as an integer and the power of ten are both exact in an `f64`, so one
+/// IEEE division gives the correctly rounded value, the same bits as a full parse (Clinger's
+/// fast path). Anything else returns `None` for the general parser.
+#[inline]
+fn fast_decimal(tok: &[u8]) -> Option<f64> {
+    let (neg, digits) = match tok.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, tok),
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut n = 0usize;
+    let mut frac = None;
+    for (i, &c) in digits.iter().enumerate() {
+        if c.is_ascii_digit() {
+            m = m * 10 + u64::from(c - b'0');
+            n += 1;
+        } else if c == b'.' && frac.is_none() {
+            frac = Some(digits.len() - i - 1);
+        } else {
+            return None;
+        }
+    }
+    if n == 0 || n > 15 {
+        return None;
+    }
+    let v = m as f64 / POW10[frac.unwrap_or(0)];
+    Some(if neg { -v } else { v })
 }
 
 fn float_err(tok: &[u8], line: &[u8]) -> (ParseErrorKind, String) {
@@ -716,18 +822,29 @@ fn parse_om_line(line: &[u8], has_nl: bool) -> LineResult<'_> {
     }
     let mut i = scan_mname(line, 0);
     let name_end = i;
-    let mut labels_raw: &[u8] = &[];
+    let mut labels = (0, 0);
     if line.get(i) == Some(&b'{') {
         let close = scan_labels(line, i + 1, true)?;
-        labels_raw = &line[i + 1..close - 1];
+        labels = (i + 1, close - 1);
         i = close;
     }
-    let series_end = i;
+    om_sample_rest(&line[..i], name_end, labels, line, i)
+}
+
+/// The rest of an OpenMetrics sample line after its series text `series` (`line[..i]`): value,
+/// optional timestamp, optional exemplar.
+#[inline]
+fn om_sample_rest<'a>(
+    series: &'a [u8],
+    name_end: usize,
+    labels: (usize, usize),
+    line: &'a [u8],
+    i: usize,
+) -> LineResult<'a> {
     if line.get(i) != Some(&b' ') {
         return Err(syntax("expected value after metric", line, i));
     }
-    i += 1;
-    let (value, mut i) = om_float(line, i, "expected value after metric")?;
+    let (value, mut i) = om_float(line, i + 1, "expected value after metric")?;
     let mut timestamp_ms = None;
     if line.get(i) == Some(&b' ') && line.get(i + 1) != Some(&b'#') {
         let (ts, j) = om_float(line, i + 1, "expected timestamp")?;
@@ -753,9 +870,9 @@ fn parse_om_line(line: &[u8], has_nl: bool) -> LineResult<'_> {
         }
     }
     Ok(Some(LineOut::Entry(Entry::Series(SeriesEntry {
-        series: &line[..series_end],
+        series,
         name: ascii_str(&line[..name_end]),
-        labels_raw,
+        labels_raw: line.get(labels.0..labels.1).unwrap_or(&[]),
         value,
         timestamp_ms,
     }))))

@@ -537,3 +537,140 @@ fn seed_corpus_parses_completely() {
     }
     assert!(seen >= 3);
 }
+
+/// Parses `body` in streaming mode, cut into pieces after each `cut` line end.
+fn flat_partial(body: &str, cut: usize) -> (Result<Vec<String>, ParseError>, bool) {
+    let mut out = Vec::new();
+    let mut eof = false;
+    let lines: Vec<&str> = body.split_inclusive('\n').collect();
+    for piece in lines.chunks(cut.max(1)) {
+        let text = piece.concat();
+        let mut p = Parser::new_partial(text.as_bytes(), Format::OpenMetrics);
+        for e in p.by_ref() {
+            match e {
+                Ok(Entry::Series(s)) => out.push(format!(
+                    "{} {:?} {:?} {:?}",
+                    s.name,
+                    s.labels()
+                        .map(|(n, v)| (n.to_string(), v.into_owned()))
+                        .collect::<Vec<_>>(),
+                    s.value,
+                    s.timestamp_ms
+                )),
+                Ok(_) => {}
+                Err(e) => return (Err(e), eof),
+            }
+        }
+        eof |= p.saw_eof();
+    }
+    (Ok(out), eof)
+}
+
+#[test]
+fn streaming_mode_parses_pieces_like_the_whole_body() {
+    // Repeated series (the fast path), a series that is a prefix of the next, escapes,
+    // exemplars, no labels, and an error on a repeated series' value.
+    let cases: Vec<(&str, &str, bool)> = vec![
+        (
+            "repeats",
+            "# TYPE a gauge\na{x=\"1\"} 1 1\na{x=\"1\"} 2 2\na{x=\"1\"} 3 3 # {t=\"1\"} 1\na{x=\"10\"} 4 4\na 5 5\na 6 6\nab 7 7\n# EOF\n",
+            true,
+        ),
+        (
+            "escapes",
+            "b{p=\"x\\\"y\\n\"} 1 1.5\nb{p=\"x\\\"y\\n\"} 2 2.5\n# EOF\n",
+            true,
+        ),
+        ("no eof yet", "a 1 1\na 2 2\n", false),
+        ("bad repeated value", "a{x=\"1\"} 1 1\na{x=\"1\"} zz 2\n# EOF\n", false),
+        ("bad repeated timestamp", "a 1 1\na 1 1 1\n# EOF\n", false),
+        ("repeat without value", "a 1 1\na \n# EOF\n", false),
+    ];
+    for (name, body, want_eof) in cases {
+        let whole = flat(body, Format::OpenMetrics);
+        for cut in [1, 2, 3, 100] {
+            let (got, eof) = flat_partial(body, cut);
+            match (&whole, &got) {
+                (Ok(w), Ok(g)) => {
+                    let series = w.iter().filter(|e| matches!(e, E::S(..))).count();
+                    assert_eq!(series, g.len(), "case {name} cut {cut}");
+                    assert_eq!(eof, want_eof, "case {name} cut {cut}");
+                }
+                // A body without `# EOF` is an error only for the whole-body parser.
+                (Err(w), Ok(_)) => {
+                    assert_eq!(w.kind, ParseErrorKind::MissingEof, "case {name}");
+                    assert!(!eof, "case {name}");
+                }
+                (Err(w), Err(g)) => {
+                    assert_eq!((w.kind, &w.msg), (g.kind, &g.msg), "case {name} cut {cut}")
+                }
+                (Ok(_), Err(g)) => panic!("case {name} cut {cut}: {g:?}"),
+            }
+        }
+        if let (Ok(w), (Ok(g), _)) = (&whole, flat_partial(body, 100)) {
+            let w: Vec<String> = w
+                .iter()
+                .filter_map(|e| match e {
+                    E::S(n, l, v, t) => Some(format!("{n} {l:?} {v} {t:?}")),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(w, g, "case {name}");
+        }
+    }
+}
+
+#[test]
+fn fast_decimal_path_gives_the_full_parsers_bits() {
+    let table = [
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "0.1",
+        "0.3",
+        "-2.5",
+        "123456789012345",
+        "1234567890.12345",
+        "0.000000000000001",
+        "5.",
+        ".5",
+        "-.5",
+        "1795887315",
+        "44821",
+        "9007199254740993",
+        "1.7976931348623157",
+        "1e3",
+        "+1",
+        "1.2.3",
+        "-",
+        ".",
+        "",
+        "12a",
+    ];
+    let mut cases: Vec<String> = table.iter().map(|s| s.to_string()).collect();
+    // A deterministic spread of decimals with 0..=15 digits and 0..=15 fraction digits.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let digits = (x % 16) as usize;
+        let m = (x >> 8) % 10u64.pow(digits as u32).max(1);
+        let s = format!("{m:0digits$}");
+        let at = ((x >> 40) as usize) % (s.len() + 1);
+        let neg = if x & 1 == 1 { "-" } else { "" };
+        cases.push(format!("{neg}{}.{}", &s[..at], &s[at..]));
+        cases.push(format!("{neg}{s}"));
+    }
+    for c in &cases {
+        let want = c.parse::<f64>().ok().map(f64::to_bits);
+        let got = parse_float(c.as_bytes()).map(f64::to_bits);
+        if want.is_some() || got.is_some() {
+            assert_eq!(got, want, "{c:?}");
+        }
+        if let Some(v) = fast_decimal(c.as_bytes()) {
+            assert_eq!(Some(v.to_bits()), want, "fast path {c:?}");
+        }
+    }
+}
