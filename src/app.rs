@@ -220,6 +220,9 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         Arc::new(move || {
             let mut out = String::with_capacity(32 << 10);
             node.collect(&mut out);
+            // node_exporter also exposes its own process_* families, and dashboards built for
+            // it (Node Exporter Full's "exporter" panels) read them from the node job.
+            Registry::global().expose_prefix("process_", &mut out);
             out
         }),
     );

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -531,8 +532,16 @@ impl Registry {
 
     /// Writes every family in text format 0.0.4.
     pub fn expose(&self, out: &mut String) {
+        self.expose_prefix("", out)
+    }
+
+    /// Writes the families whose name starts with `prefix` (all for ""), in text format 0.0.4.
+    pub fn expose_prefix(&self, prefix: &str, out: &mut String) {
         let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, fam) in fams.iter() {
+        for (name, fam) in fams.range::<str, _>((Bound::Included(prefix), Bound::Unbounded)) {
+            if !name.starts_with(prefix) {
+                break;
+            }
             if fam.children.is_empty() {
                 continue;
             }
@@ -724,6 +733,24 @@ mod tests {
         ] {
             assert!(s.contains(want), "missing {want:?} in\n{s}");
         }
+    }
+
+    #[test]
+    fn expose_prefix_writes_only_matching_families() {
+        let r = Registry::default();
+        r.gauge("process_open_fds", "Fds.", &[]).set(7.0);
+        r.gauge("process_zzz", "Z.", &[]).set(1.0);
+        r.counter("prometheus_x_total", "X.", &[]).add(1.0);
+        r.counter("proc_total", "P.", &[]).add(1.0);
+        let mut out = String::new();
+        r.expose_prefix("process_", &mut out);
+        assert!(out.contains("process_open_fds 7\n"), "{out}");
+        assert!(out.contains("process_zzz 1\n"), "{out}");
+        assert!(!out.contains("prometheus_x_total"), "{out}");
+        assert!(!out.contains("proc_total"), "{out}");
+        let mut all = String::new();
+        r.expose(&mut all);
+        assert!(all.contains("prometheus_x_total 1\n") && all.contains("proc_total 1\n"));
     }
 
     #[test]

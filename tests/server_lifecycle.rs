@@ -244,6 +244,14 @@ fn node_metrics_are_served_and_collectors_switch() {
     );
     assert!(body.contains("node_memory_MemTotal_bytes "));
     assert!(!body.contains("node_scrape_collector_success{collector=\"hwmon\"}"));
+    // As node_exporter, the exporter's own process_* families (Node Exporter Full reads them
+    // from the node job), and nothing else of edgeprom's.
+    assert!(
+        body.contains("# TYPE process_cpu_seconds_total counter"),
+        "{body}"
+    );
+    assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
+    assert!(!body.contains("prometheus_"), "{body}");
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = run(
         dir.path(),
