@@ -184,8 +184,9 @@ impl RelabelConfig {
             && (!spec.source_labels.is_empty()
                 || !target_label.is_empty()
                 || modulus != 0
-                || spec.separator.is_some()
-                || spec.replacement.is_some())
+                // As Prometheus: the defaults may be spelled out (a rendered config does).
+                || spec.separator.as_deref().is_some_and(|s| s != ";")
+                || spec.replacement.as_deref().is_some_and(|r| r != "$1"))
         {
             return Err(format!(
                 "{} action requires only 'regex', and no other fields",
@@ -461,9 +462,31 @@ mod tests {
                 source_labels: vec!["a".into()],
                 ..Default::default()
             },
+            RelabelSpec {
+                action: Some("labelkeep".into()),
+                separator: Some(",".into()),
+                ..Default::default()
+            },
+            RelabelSpec {
+                action: Some("labeldrop".into()),
+                replacement: Some("x".into()),
+                ..Default::default()
+            },
         ];
         for s in bad {
             assert!(RelabelConfig::new(s.clone()).is_err(), "{s:?} should fail");
+        }
+        // Found by the config_load fuzz target: a rendered config spells out the defaults
+        // (`separator: ;`, `replacement: $1`), which Prometheus accepts for labeldrop/labelkeep.
+        for action in ["labeldrop", "labelkeep"] {
+            let spelled_out = RelabelSpec {
+                action: Some(action.into()),
+                regex: Some("tmp_.*".into()),
+                separator: Some(";".into()),
+                replacement: Some("$1".into()),
+                ..Default::default()
+            };
+            assert!(RelabelConfig::new(spelled_out).is_ok(), "{action}");
         }
     }
 }
