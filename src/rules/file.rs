@@ -138,82 +138,8 @@ fn scalar(v: &serde_yaml::Value) -> Result<String, String> {
     }
 }
 
-/// Parses a Prometheus duration (`1h30m`, `5m`, `10s`, `500ms`, `1d`, `1w`, `1y`, `0`).
-///
-/// Units must appear from largest to smallest, each at most once, as in Prometheus's
-/// `model.ParseDuration`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("not a valid duration string: {s:?}");
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("empty duration string".to_string());
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut next_unit = 0;
-    let mut total: u64 = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if start == i {
-            return Err(bad());
-        }
-        let n: u64 = s[start..i].parse().map_err(|_| bad())?;
-        let ustart = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit = &s[ustart..i];
-        let pos = UNITS[next_unit..]
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(bad)?;
-        let mult = UNITS[next_unit + pos].1;
-        next_unit += pos + 1;
-        total = n
-            .checked_mul(mult)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "duration out of range".to_string())?;
-    }
-    Ok(Duration::from_millis(total))
-}
-
-/// Formats a duration as Prometheus prints one (`1h30m`, `5m`, `0s`).
-pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let mut out = String::new();
-    for (u, m) in [
-        ("y", 365 * 86_400_000u64),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
-        if ms >= m {
-            out.push_str(&format!("{}{u}", ms / m));
-            ms %= m;
-        }
-    }
-    out
-}
+/// Rule files use the config file's duration syntax (`1h30m`, `5m`, `0`), units largest first.
+pub use crate::config::units::{format_duration, parse_duration};
 
 fn is_label_name(s: &str) -> bool {
     let mut c = s.chars();
