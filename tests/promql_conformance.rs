@@ -225,6 +225,62 @@ fn parse_values(s: &str) -> Option<Vec<Item>> {
     Some(out)
 }
 
+/// A start-timestamp line (`name{labels}@st items`, FORMAT.md section 3): the labels of the series
+/// it describes and the rest of the line.
+fn split_st_line(line: &str) -> Option<(Labels, &str)> {
+    let first = line.split_whitespace().next()?;
+    let series = first.strip_suffix("@st")?;
+    let (labels, _) = parse_series(series)?;
+    Some((labels, &line[first.len()..]))
+}
+
+/// A signed duration in ms (`-30s`, `+1m`, `0`, `-0ms`).
+fn signed_duration(s: &str) -> Option<i64> {
+    match s.as_bytes().first()? {
+        b'-' => parse_duration(&s[1..]).map(|d| -d),
+        b'+' => parse_duration(&s[1..]),
+        _ => parse_duration(s),
+    }
+}
+
+/// Expands the items of a start-timestamp line into per-position offsets from each sample's
+/// own time: `_`, `_xN` (N positions), `d`, `dxN`, `d+ExN`, `d-ExN` (N+1 positions).
+fn parse_starts(s: &str) -> Option<Vec<Option<i64>>> {
+    let mut out = Vec::new();
+    for tok in s.split_whitespace() {
+        if tok == "_" {
+            out.push(None);
+            continue;
+        }
+        if let Some(n) = tok.strip_prefix("_x") {
+            out.extend(std::iter::repeat(None).take(n.parse().ok()?));
+            continue;
+        }
+        let (base, n) = match tok.rsplit_once('x') {
+            Some((b, n)) => (b, n.parse::<usize>().ok()?),
+            None => (tok, 0),
+        };
+        // The step operator is the last sign after the first character.
+        let (a, step) = match base
+            .char_indices()
+            .skip(1)
+            .filter(|&(_, c)| c == '+' || c == '-')
+            .last()
+        {
+            Some((i, c)) => {
+                let step = parse_duration(&base[i + 1..])?;
+                (
+                    signed_duration(&base[..i])?,
+                    if c == '-' { -step } else { step },
+                )
+            }
+            None => (signed_duration(base)?, 0),
+        };
+        out.extend((0..=n as i64).map(|k| Some(a + k * step)));
+    }
+    Some(out)
+}
+
 #[derive(Debug, Default)]
 struct Expect {
     fail: bool,
@@ -321,28 +377,38 @@ fn run_file(path: &Path, native_lines: &HashSet<usize>, verbose: bool) -> Counts
                 .and_then(parse_duration)
                 .unwrap_or(60_000);
             i += 1;
-            let mut block: Vec<(Labels, Vec<Item>)> = Vec::new();
+            type Starts = Vec<Option<i64>>;
+            let mut block: Vec<(Labels, Vec<Item>, Starts)> = Vec::new();
+            // Start timestamps from an `@st` line, for the series on the next line.
+            let mut pending: Option<(Labels, Starts)> = None;
             while i < lines.len() && !lines[i].is_empty() {
                 let line = &lines[i];
                 i += 1;
+                if let Some((labels, rest)) = split_st_line(line) {
+                    pending = parse_starts(rest).map(|st| (labels, st));
+                    continue;
+                }
                 let Some((labels, rest)) = parse_series(line) else {
                     continue;
                 };
-                if labels.metric_name().is_some_and(|n| n.ends_with("@st")) {
-                    continue;
-                }
+                let starts = match pending.take() {
+                    Some((l, st)) if l == labels => st,
+                    _ => Vec::new(),
+                };
                 match parse_values(rest) {
                     Some(v) => {
-                        block.retain(|(l, _)| *l != labels);
-                        block.push((labels, v));
+                        block.retain(|(l, _, _)| *l != labels);
+                        block.push((labels, v, starts));
                     }
                     None => native_data = true,
                 }
             }
-            for (labels, vals) in block {
+            for (labels, vals, starts) in block {
                 for (k, it) in vals.iter().enumerate() {
                     if let Item::Val(v) = it {
-                        store.add(&labels, k as i64 * interval, *v);
+                        let t = k as i64 * interval;
+                        let st = starts.get(k).copied().flatten().map(|d| t + d);
+                        store.add_with_start(&labels, t, *v, st);
                     }
                 }
             }

@@ -447,6 +447,17 @@ impl Grid {
     }
 }
 
+/// What an instant selector yields per point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// The sample's value.
+    Value,
+    /// The sample's timestamp in seconds (`timestamp()`).
+    SampleTime,
+    /// The sample's start timestamp in seconds, 0 when unknown (`start_timestamp()`).
+    StartTime,
+}
+
 /// One series of an instant-vector-valued node: a point per step where it has a value.
 #[derive(Clone, Debug)]
 pub(crate) struct SS {
@@ -572,6 +583,10 @@ pub(crate) struct Window<'w> {
     pub range: i64,
     /// The output step's time.
     pub t: i64,
+    /// Start timestamps parallel to `pts` (0 = unknown, as in Prometheus), or empty when the
+    /// function did not ask for them or no sample of the window has one. Only samples read from
+    /// storage carry them: subqueries cut their propagation.
+    pub sts: &'w [i64],
 }
 
 impl<'a> Ev<'a> {
@@ -634,7 +649,7 @@ impl<'a> Ev<'a> {
             Expr::Number(v, _) => Ok(V::Scalar(vec![*v; g.n()])),
             Expr::String(s, _) => Ok(V::Str(s.clone())),
             Expr::Paren(x, _) => self.eval(x, g),
-            Expr::Vector(vs) => Ok(V::Vec(self.eval_selector(vs, g, false)?)),
+            Expr::Vector(vs) => Ok(V::Vec(self.eval_selector(vs, g, Pick::Value)?)),
             Expr::Matrix(..) | Expr::Subquery { .. } => self.eval_range_raw(e, g),
             Expr::Neg(x, _) => match self.eval(x, g)? {
                 V::Scalar(v) => Ok(V::Scalar(v.into_iter().map(|x| -x).collect())),
@@ -714,15 +729,14 @@ impl<'a> Ev<'a> {
         self.q.select(&hints, &vs.matchers)
     }
 
-    /// Evaluates an instant selector over the grid. With `sample_time`, the value of each point is
-    /// the sample's own timestamp in seconds (for `timestamp()`).
+    /// Evaluates an instant selector over the grid; `pick` says what each point's value is.
     pub fn eval_selector(
         &mut self,
         vs: &VectorSelector,
         g: Grid,
-        sample_time: bool,
+        pick: Pick,
     ) -> Result<Vec<SS>, Error> {
-        if vs.ext == Ext::Smoothed && !sample_time {
+        if vs.ext == Ext::Smoothed && pick == Pick::Value {
             return self.eval_smoothed_selector(vs, g);
         }
         let n = g.n();
@@ -736,6 +750,12 @@ impl<'a> Ev<'a> {
             range: 0,
             func: None,
         };
+        let value = |p: (i64, f64), st: Option<i64>| match pick {
+            Pick::Value => p.1,
+            Pick::SampleTime => p.0 as f64 / 1000.0,
+            Pick::StartTime => st.unwrap_or(0) as f64 / 1000.0,
+        };
+        let want_st = pick == Pick::StartTime;
         let mut set = self.select(vs, hints);
         let mut out = Vec::new();
         let mut count = 0usize;
@@ -746,26 +766,19 @@ impl<'a> Ev<'a> {
             }
             let mut pts = Vec::new();
             let mut last: Option<(i64, f64)> = None;
+            let mut last_st: Option<i64> = None;
             let mut peek: Option<(i64, f64)> = None;
             let it = &mut series.samples;
             let mut first = true;
-            let mut cached: Option<Option<(i64, f64)>> = None;
+            // With `@` every step sees the same sample: the value found at the first step.
+            let mut cached: Option<Option<f64>> = None;
             for i in 0..n {
                 let rt = refs(i);
-                if at.is_some() {
-                    if let Some(c) = cached {
-                        if let Some(p) = c {
-                            pts.push((
-                                g.t(i),
-                                if sample_time {
-                                    p.0 as f64 / 1000.0
-                                } else {
-                                    p.1
-                                },
-                            ));
-                        }
-                        continue;
+                if let Some(c) = cached {
+                    if let Some(v) = c {
+                        pts.push((g.t(i), v));
                     }
+                    continue;
                 }
                 if first {
                     // `seek` positions without consuming; `next` then yields that sample.
@@ -778,24 +791,23 @@ impl<'a> Ev<'a> {
                         break;
                     }
                     last = Some(p);
+                    if want_st {
+                        // `p` is still the sample the iterator returned last.
+                        last_st = it.start_timestamp();
+                    }
                     peek = it.next();
                 }
                 let found = match last {
-                    Some(p) if p.0 > rt - self.lookback && !is_stale_nan(p.1) => Some(p),
+                    Some(p) if p.0 > rt - self.lookback && !is_stale_nan(p.1) => {
+                        Some(value(p, last_st))
+                    }
                     _ => None,
                 };
                 if at.is_some() {
                     cached = Some(found);
                 }
-                if let Some(p) = found {
-                    pts.push((
-                        g.t(i),
-                        if sample_time {
-                            p.0 as f64 / 1000.0
-                        } else {
-                            p.1
-                        },
-                    ));
+                if let Some(v) = found {
+                    pts.push((g.t(i), v));
                 }
             }
             it.take_err()?;
@@ -1020,12 +1032,36 @@ impl<'a> Ev<'a> {
         &mut self,
         arg: &Expr,
         g: Grid,
+        f: impl FnMut(&mut Ev<'a>, &Window<'_>, usize, &Labels) -> Result<Option<f64>, Error>,
+    ) -> Result<Vec<SS>, Error> {
+        self.slide(arg, g, false, f)
+    }
+
+    /// [`Ev::over_windows`] with the samples' start timestamps in [`Window::sts`] (for the
+    /// functions Prometheus's `use-start-timestamps` feature changes).
+    pub fn over_windows_st(
+        &mut self,
+        arg: &Expr,
+        g: Grid,
+        f: impl FnMut(&mut Ev<'a>, &Window<'_>, usize, &Labels) -> Result<Option<f64>, Error>,
+    ) -> Result<Vec<SS>, Error> {
+        self.slide(arg, g, true, f)
+    }
+
+    fn slide(
+        &mut self,
+        arg: &Expr,
+        g: Grid,
+        want_st: bool,
         mut f: impl FnMut(&mut Ev<'a>, &Window<'_>, usize, &Labels) -> Result<Option<f64>, Error>,
     ) -> Result<Vec<SS>, Error> {
         let mut src = self.range_source(arg, g)?;
         let n = g.n();
         let mut out = Vec::new();
         let mut buf: std::collections::VecDeque<(i64, f64)> = std::collections::VecDeque::new();
+        // Start timestamps parallel to `buf`, kept only once the series showed one (most
+        // storages record none, and then this costs one call per sample and nothing else).
+        let mut sts: std::collections::VecDeque<i64> = std::collections::VecDeque::new();
         let mut count = 0usize;
         while let Some((labels, drop_name, mut it)) = src.next() {
             count += 1;
@@ -1033,6 +1069,10 @@ impl<'a> Ev<'a> {
                 self.check_deadline("query execution")?;
             }
             buf.clear();
+            sts.clear();
+            let mut st_on = false;
+            // Non-zero start timestamps currently in `sts`.
+            let mut st_known = 0usize;
             let mut peek: Option<(i64, f64)> = None;
             let mut started = false;
             let mut pts = Vec::new();
@@ -1048,6 +1088,9 @@ impl<'a> Ev<'a> {
                 // Drop what left the window; skip ahead when the window moved past the buffer.
                 while buf.front().is_some_and(|p| p.0 <= lo) {
                     buf.pop_front();
+                    if st_on && sts.pop_front().is_some_and(|x| x != 0) {
+                        st_known -= 1;
+                    }
                 }
                 if !started || (buf.is_empty() && peek.is_some_and(|p| p.0 <= lo)) {
                     it.seek(lo + 1);
@@ -1060,6 +1103,18 @@ impl<'a> Ev<'a> {
                     }
                     if p.0 > lo && !is_stale_nan(p.1) {
                         buf.push_back(p);
+                        if want_st {
+                            let st = it.start_timestamp();
+                            if st.is_some() && !st_on {
+                                st_on = true;
+                                sts.resize(buf.len() - 1, 0);
+                            }
+                            if st_on {
+                                let st = st.unwrap_or(0);
+                                st_known += usize::from(st != 0);
+                                sts.push_back(st);
+                            }
+                        }
                     }
                     peek = it.next();
                 }
@@ -1071,6 +1126,11 @@ impl<'a> Ev<'a> {
                     end: rt,
                     range: src.range,
                     t,
+                    sts: if st_known > 0 {
+                        sts.make_contiguous()
+                    } else {
+                        &[]
+                    },
                 };
                 let v = f(self, &w, i, &labels)?;
                 if let Some(v) = v {

@@ -97,6 +97,14 @@ pub trait SampleIter: Iterator<Item = (i64, f64)> + Send {
     fn seek(&mut self, t_ms: i64) -> Option<(i64, f64)>;
     /// The error that ended iteration early, if any.
     fn take_err(&mut self) -> Result<()>;
+    /// The start timestamp (ms) of the sample last returned by `next` or `seek`: when the counter
+    /// or delta it belongs to began accumulating (Prometheus 3.x's experimental per-sample start
+    /// time, OpenMetrics' `_created`). The query engine uses it in `rate`, `increase`, `irate`,
+    /// `resets` and `start_timestamp()`. `None` when unknown; the default, for storages that do
+    /// not record start timestamps.
+    fn start_timestamp(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// One selected series: its labels and an iterator over its samples in the selected range.
@@ -208,5 +216,7 @@ mod tests {
         assert_eq!(it.next(), Some((9, 3.0)));
         assert_eq!(it.seek(100), None);
         assert!(it.take_err().is_ok());
+        // Storages without start timestamps inherit the default.
+        assert_eq!(it.start_timestamp(), None);
     }
 }

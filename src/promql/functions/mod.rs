@@ -117,6 +117,7 @@ pub static FUNCTIONS: &[FuncDef] = &[
     f("sort_desc", &[IV], 0, IV),
     f("sqrt", &[IV], 0, IV),
     f("start", &[], 0, S),
+    f("start_timestamp", &[IV], 0, IV),
     f("step", &[], 0, S),
     f("stddev_over_time", &[M], 0, IV),
     f("stdvar_over_time", &[M], 0, IV),
@@ -139,7 +140,7 @@ pub fn lookup(name: &str) -> Option<&'static FuncDef> {
 }
 
 use super::ast::Expr;
-use super::engine::{absent_labels, Ev, Grid, Out, Steps, SS, V};
+use super::engine::{absent_labels, Ev, Grid, Out, Pick, Steps, SS, V};
 use super::value::{exec, Error};
 use crate::model::{Labels, METRIC_NAME};
 
@@ -315,10 +316,25 @@ pub(crate) fn call(
                 }),
             })))
         }
+        "start_timestamp" => {
+            // Only a selector's samples carry start timestamps; any other expression gives
+            // nothing (Prometheus's `funcStartTimestamp`).
+            let mut v = match unwrap_paren(&args[0]) {
+                Expr::Vector(vs) => ev.eval_selector(vs, g, Pick::StartTime)?,
+                other => {
+                    ev.eval_vector(other, g)?;
+                    Vec::new()
+                }
+            };
+            for s in &mut v {
+                s.drop_name = true;
+            }
+            Ok(V::Vec(v))
+        }
         "timestamp" => {
             let inner = unwrap_paren(&args[0]);
             let mut v = match inner {
-                Expr::Vector(vs) => ev.eval_selector(vs, g, true)?,
+                Expr::Vector(vs) => ev.eval_selector(vs, g, Pick::SampleTime)?,
                 _ => {
                     let v = ev.eval_vector(inner, g)?;
                     map_points(v, g, false, |_, i| Some(g.t(i) as f64 / 1000.0))
@@ -686,7 +702,7 @@ fn range_call(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -
             let counter = name != "delta";
             let is_rate = name == "rate";
             let mut warned = false;
-            ev.over_windows(&args[0], g, |ev, w, _, labels| {
+            ev.over_windows_st(&args[0], g, |ev, w, _, labels| {
                 if counter && !warned {
                     if let Some(m) = labels.metric_name() {
                         if !(m.ends_with("_total") || m.ends_with("_sum") || m.ends_with("_count") || m.ends_with("_bucket")) {
@@ -695,12 +711,19 @@ fn range_call(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -
                         }
                     }
                 }
-                Ok(rate::extrapolated_rate(w, counter, is_rate))
+                let r = rate::extrapolated_rate(w, counter, is_rate);
+                if r.overlap {
+                    // `warn` keeps one copy per message, i.e. per metric name.
+                    let m = labels.metric_name().unwrap_or("");
+                    ev.warn(&format!("sample has start time that overlaps with previous sample timestamp for metric {}", super::ast::quote(m)), args[0].pos());
+                }
+                Ok(r.v)
             })?
         }
-        "irate" | "idelta" => ev.over_windows(&args[0], g, |_, w, _, _| {
-            Ok(rate::instant_value(w, name == "irate"))
-        })?,
+        "irate" => {
+            ev.over_windows_st(&args[0], g, |_, w, _, _| Ok(rate::instant_value(w, true)))?
+        }
+        "idelta" => ev.over_windows(&args[0], g, |_, w, _, _| Ok(rate::instant_value(w, false)))?,
         "predict_linear" => {
             let t = ev.eval_scalar(&args[1], g)?;
             ev.over_windows(&args[0], g, |_, w, i, _| {
@@ -774,15 +797,21 @@ fn range_call(ev: &mut Ev<'_>, name: &str, args: &[Expr], pos: usize, g: Grid) -
                     end: 0,
                     range: 1,
                     t: 0,
+                    sts: &[],
                 },
             )
             .is_none()
             {
                 return Err(exec(format!("function {name} is not implemented")));
             }
-            ev.over_windows(&args[0], g, |_, w, _, _| {
+            let f = |_: &mut Ev<'_>, w: &super::engine::Window<'_>, _, _: &Labels| {
                 Ok(over_time::simple(name, w).flatten())
-            })?
+            };
+            if name == "resets" {
+                ev.over_windows_st(&args[0], g, f)?
+            } else {
+                ev.over_windows(&args[0], g, f)?
+            }
         }
     };
     let _ = pos;
@@ -908,7 +937,7 @@ fn info(ev: &mut Ev<'_>, args: &[Expr], g: Grid) -> Result<V, Error> {
             ext: super::ast::Ext::None,
         };
         // Values are the info samples' own timestamps (seconds), to pick the newest.
-        let mut v = ev.eval_selector(&vs, g, true)?;
+        let mut v = ev.eval_selector(&vs, g, Pick::SampleTime)?;
         v.retain(|s| {
             IDENT.iter().enumerate().all(|(k, l)| {
                 id_values[k].is_empty() || s.labels.get(l).is_some_and(|x| id_values[k].contains(x))

@@ -6,6 +6,7 @@
 use crate::promql::aggregate::{kahan_inc, quantile};
 use crate::promql::ast::Ext;
 use crate::promql::engine::{anchor_index, Window};
+use crate::promql::functions::rate::start_reset;
 
 /// The `*_over_time` function `name` (without a parameter), or `None` if it is not one.
 pub(crate) fn simple(name: &str, w: &Window<'_>) -> Option<Option<f64>> {
@@ -129,13 +130,16 @@ pub(crate) fn simple(name: &str, w: &Window<'_>) -> Option<Option<f64>> {
             if s.is_empty() {
                 None
             } else {
+                // Start timestamps of the same samples (the anchored cut drops a prefix).
+                let sts = w.sts.get(w.pts.len() - s.len()..).unwrap_or(&[]);
                 let mut n = 0.0;
-                let mut prev = s[0].1;
-                for p in &s[1..] {
-                    if p.1 < prev {
+                for (i, pair) in s.windows(2).enumerate() {
+                    let (prev, cur) = (pair[0], pair[1]);
+                    let st_reset =
+                        sts.len() == s.len() && start_reset(sts[i], prev.0, sts[i + 1], cur.0);
+                    if cur.1 < prev.1 || st_reset {
                         n += 1.0;
                     }
-                    prev = p.1;
                 }
                 Some(n)
             }
