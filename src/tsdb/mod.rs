@@ -25,6 +25,7 @@ mod encoding;
 mod import;
 mod index;
 mod query;
+mod rangecoder;
 mod segment;
 mod serieslog;
 mod status;
