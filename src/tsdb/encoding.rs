@@ -20,6 +20,17 @@
 //!                buckets, per-CPU modes and rx/tx pairs move together)
 //! ```
 //!
+//! Format 2 (segment version 2) keeps every column above but the last: instead of varints and
+//! 8-byte XORs, the value column is one range-coded stream ([`ValueCoder`]) of the same
+//! numbers (the zigzag decimal delta, neighbour-predicted or not, or the raw XOR), each coded as
+//! its bit length under the context (value kind, bit length of the series' previous number),
+//! two adaptive bits below its top bit and the rest verbatim. The probabilities carry from one
+//! record to the next within a segment. zstd codes literal bytes with one Huffman table for all
+//! series and never below a bit per byte; a sensor delta of 0 here costs a fraction of a bit,
+//! and a byte counter's noise costs what it holds. On the 24 h gen.py file this takes the
+//! segments from 0.871 to 0.693 bytes per sample (see `exp`). Format-2 records also pick
+//! neighbour prediction by bit length instead of varint length.
+//!
 //! Every series carries state across records of one segment ([`SeriesState`]: previous
 //! timestamp, previous timestamp step, previous value bits), so a steady scrape costs a zero
 //! timestamp delta-of-delta and a small value delta per sample. Decimal mode is used only when
