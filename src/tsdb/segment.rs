@@ -731,7 +731,8 @@ mod tests {
                 want.iter().map(|s| (s.sid, s.t, s.v.to_bits())).collect();
             assert_eq!(got, w);
         }
-        // The same samples in format 2 decode identically and take less room.
+        // The same samples in format 2 decode identically (30 records of 40 series are too few for
+        // its adaptive probabilities to pay off: 4,983 bytes against 4,692).
         let (mut w2, _) = SegmentWriter::create(dir.path(), 4, 0).expect("create");
         for k in 0..30 {
             w2.append(&mixed(k)).expect("append");
