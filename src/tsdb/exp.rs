@@ -69,6 +69,8 @@ fn exp() {
                 .expect("config");
         }
         let mut max_ctx = 0usize;
+        let mut kept: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut parts_seen = 0usize;
         let (mut out, mut ts, mut dst) =
             (Vec::new(), Vec::new(), Vec::<u8>::with_capacity(1 << 20));
         for group in scrapes.chunks(per) {
@@ -86,6 +88,10 @@ fn exp() {
             out.clear();
             encode_record(&batch, &mut states, p, &mut out, &mut ts, coder.as_mut());
             raw_bytes += out.len();
+            if p != kept.last().map_or(i64::MIN, |k: &(i64, Vec<u8>)| k.0) || kept.is_empty() {
+                parts_seen += 1;
+            }
+            kept.push((p, out.clone()));
             let mut inb = InBuffer::around(&out);
             loop {
                 dst.clear();
@@ -102,6 +108,33 @@ fn exp() {
             max_ctx = max_ctx.max(cctx.sizeof());
         }
         let took = t0.elapsed();
+        // Decoding the records again (zstd aside): what a query pays per sample.
+        let d0 = std::time::Instant::now();
+        let (mut dstates, mut dcoder, mut dpart) = (Vec::new(), None, i64::MIN);
+        let mut scratch = Vec::new();
+        let mut n = 0usize;
+        for (p, rec) in &kept {
+            if *p != dpart {
+                dpart = *p;
+                dstates.clear();
+                dcoder = (fmt >= 2).then(super::encoding::ValueCoder::default);
+            }
+            super::encoding::decode_record(
+                rec,
+                &mut dstates,
+                *p,
+                u32::MAX,
+                &mut scratch,
+                dcoder.as_mut(),
+                |_, _, _| n += 1,
+            )
+            .expect("decode");
+        }
+        assert_eq!(n, total);
+        println!(
+            "EXP decode format={fmt} partitions={parts_seen} {:.0} ns/sample",
+            d0.elapsed().as_nanos() as f64 / total as f64
+        );
         println!(
             "EXP format={fmt} level={lvl} wlog={wlog} scrapes_per_record={per} B/sample={:.4} raw B/sample={:.3} took={took:?} ({:.0} ns/sample) zstd CCtx {:.1} MiB",
             bytes as f64 / total as f64,
