@@ -11,7 +11,7 @@
 //! ```text
 //! file header (36 bytes)
 //!   0  magic "EPSEG\0"        6 bytes
-//!   6  format version u16 LE  (1)
+//!   6  format version u16 LE  (2; 1 is still read: its value column is varints)
 //!   8  base_t i64 LE          timestamps' delta base for every series' first sample
 //!  16  seq u64 LE             unique, increasing segment number
 //!  24  partition i64 LE       start (ms) of the time partition
