@@ -14,6 +14,8 @@
 //!   written per sample (`/proc/self/io` write_bytes over open..close: every write the design
 //!   makes; nothing is rewritten later).
 //! * `rss`: 50,000 node-like series, 20 scrapes at 5 s, flushing every 10 s; RSS growth per series.
+//! * `w50k`: 50,000 series at 5 s for 30 minutes of data time, default flush policy: bytes
+//!   written per sample (the issue's Prometheus figure is 19.0 with 2-minute blocks).
 //! * `crash`: a child commits 1 M samples without flushing and aborts; the parent times open.
 //! * `import`: `import_openmetrics` of the file; wall and CPU time, peak RSS (VmHWM);
 //!   with `--peers` also VictoriaMetrics (POST to /api/v1/import/prometheus on 127.0.0.1)
@@ -214,6 +216,77 @@ fn phase_rss(dir: &Path) {
         db.index_bytes() as f64 / N as f64
     );
     db.close().expect("close");
+}
+
+/// 50,000 node-like series scraped every 5 s for 30 minutes of data time, under the default
+/// flush policy (in data time, as `phase_live`): bytes written per sample over the whole run
+/// (open..close, `/proc/self/io` write_bytes), the figure the issue gives Prometheus 19.0 for.
+fn phase_w50k(dir: &Path) {
+    const N: usize = 50_000;
+    const SCRAPES: i64 = 360;
+    let labels: Vec<Labels> = (0..N)
+        .map(|i| {
+            Labels::from_pairs([
+                ("__name__", format!("node_metric_{}", i % 400)),
+                ("instance", format!("pi-{:03}.lan:9100", i / 5000)),
+                ("job", "node".to_string()),
+                ("series", format!("{i}")),
+            ])
+        })
+        .collect();
+    // Deterministic values: a third counters growing by small integers, a third two-decimal
+    // gauges on a random walk, a third byte counters growing by thousands.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut vals: Vec<i64> = (0..N).map(|_| (next() % 1_000_000) as i64).collect();
+    let wb0 = write_bytes();
+    let db = Tsdb::open(opts(dir)).expect("open");
+    let mut refs = vec![SeriesRef(0); N];
+    let t0 = 1_800_000_000_000i64;
+    let mut last_flush = i64::MIN;
+    let c0 = cpu_secs();
+    for k in 0..SCRAPES {
+        let t = t0 + k * 5000;
+        let mut a = db.appender();
+        for (i, l) in labels.iter().enumerate() {
+            let r = next();
+            let v = match i % 3 {
+                0 => {
+                    vals[i] += (r % 8) as i64;
+                    vals[i] as f64
+                }
+                1 => {
+                    vals[i] += (r % 5) as i64 - 2;
+                    vals[i] as f64 / 100.0
+                }
+                _ => {
+                    vals[i] += (r % 20_000) as i64;
+                    vals[i] as f64
+                }
+            };
+            refs[i] = a.append(refs[i], l, t, v).expect("append");
+        }
+        a.commit().expect("commit");
+        let since = Duration::from_millis((t - last_flush).max(0) as u64);
+        if last_flush == i64::MIN || db.flush_due(since) {
+            db.flush().expect("flush");
+            last_flush = t;
+        }
+    }
+    db.close().expect("close");
+    let total = N as f64 * SCRAPES as f64;
+    println!(
+        "RESULT w50k series={N} interval_s=5 minutes={} samples={total} written_b_per_sample={:.3} disk_b_per_sample={:.3} cpu_us_per_sample={:.3}",
+        SCRAPES * 5 / 60,
+        (write_bytes() - wb0) as f64 / total,
+        db.disk_bytes() as f64 / total,
+        (cpu_secs() - c0) * 1e6 / total,
+    );
 }
 
 fn phase_crash_child(dir: &Path) {
@@ -447,6 +520,7 @@ fn main() {
             return phase_live(Path::new(f), Path::new(d), ms.parse().unwrap_or(10_000))
         }
         ["--phase", "rss", d] => return phase_rss(Path::new(d)),
+        ["--phase", "w50k", d] => return phase_w50k(Path::new(d)),
         ["--phase", "crash", d] => return phase_crash_child(Path::new(d)),
         ["--phase", "import", f, d] => return phase_import(Path::new(f), Path::new(d)),
         ["--phase", "peers", f, d] => return peers(Path::new(f), Path::new(d)),
@@ -519,6 +593,10 @@ fn main() {
     println!(
         "{}   [< 1 kB per active series at 50,000]",
         child(&["--phase", "rss", &t("rss")])
+    );
+    println!(
+        "{}   [Prometheus 2.42 with 2-minute blocks: 19.0 (issue 4)]",
+        child(&["--phase", "w50k", &t("w50k")])
     );
     let cdir = t("crash");
     println!("{}", child(&["--phase", "crash", &cdir]));

@@ -25,6 +25,7 @@ mod encoding;
 mod import;
 mod index;
 mod query;
+mod rangecoder;
 mod segment;
 mod serieslog;
 mod status;
@@ -50,11 +51,11 @@ use std::time::{Duration, Instant};
 ///
 /// The trade-off: every flush is one `fdatasync`, which writes the file's last partial 4 KiB
 /// page again, so a flush costs about one page more than its data. With 2,009 series scraped
-/// every 15 s, flushing every scrape (any interval under 15 s) writes 3.3 bytes per sample for
-/// 1.1 stored; at 60 s it is about 1.4 (`examples/tsdb_bench.rs`). Busier stores flush sooner
+/// every 15 s, flushing every scrape (any interval under 15 s) writes 3.1 bytes per sample for
+/// 0.9 stored; at 60 s it is about 1.35 (`examples/tsdb_bench.rs`). Busier stores flush sooner
 /// without paying more (see [`EARLY_FLUSH_BYTES`]), so the 60 s window only applies where a
 /// flush would carry less than two pages of data. Set a shorter interval to lose less on a
-/// crash at the price of more writes (at 10 s: at most one 15 s scrape lost, 3.3 B/sample).
+/// crash at the price of more writes (at 10 s: at most one 15 s scrape lost, 3.1 B/sample).
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A flush happens before the flush interval is up once the samples waiting for it would

@@ -11,7 +11,7 @@
 //! ```text
 //! file header (36 bytes)
 //!   0  magic "EPSEG\0"        6 bytes
-//!   6  format version u16 LE  (1)
+//!   6  format version u16 LE  (2; 1 is still read: its value column is varints)
 //!   8  base_t i64 LE          timestamps' delta base for every series' first sample
 //!  16  seq u64 LE             unique, increasing segment number
 //!  24  partition i64 LE       start (ms) of the time partition
@@ -31,26 +31,34 @@
 //! when the process died: its records are checked, a torn or corrupt tail is cut off, and it is
 //! sealed. Sealed files are never modified again; retention deletes whole files.
 
-use super::encoding::{decode_record, encode_record, RawSample, SeriesState};
+use super::encoding::{decode_record, encode_record, RawSample, SeriesState, ValueCoder};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// File magic.
 pub const MAGIC: &[u8; 6] = b"EPSEG\0";
-/// The format version this build writes (and the newest it reads).
-pub const VERSION: u16 = 1;
+/// The format version this build writes (and the newest it reads). Version 1 stored the value
+/// column as varints; version 2 range-codes it (see `encoding::ValueCoder`). Everything else is
+/// the same, and both are read.
+pub const VERSION: u16 = 2;
 /// File header size.
 pub const HEADER_LEN: usize = 36;
 /// Record header size.
 pub const REC_HEADER_LEN: usize = 32;
 /// Upper bound on one record's decoded size; larger claims are treated as corruption.
 const MAX_RAW_LEN: u32 = 256 << 20;
-/// zstd level of live segments. A live record is small (one flush), so a higher level costs
-/// little CPU per sample; on the 24 h gen.py file, one record per 15 s scrape, level 9 stores
-/// 3.3 % less than level 5 (level 12: 4.2 %, at three times level 5's CPU). Measured with
-/// `EXP_FILE=/tmp/full.om cargo test --lib -- --ignored tsdb::exp --nocapture`.
-pub const ZSTD_LEVEL: i32 = 9;
+/// zstd level of live segments. Since format 2 range-codes the value column, zstd only sees
+/// the series, mode and timestamp columns, which repeat from record to record: on the 24 h
+/// gen.py file (4 scrapes per record) level 7 with a 256 KiB window stores 0.693 B/sample
+/// with a 6.0 MiB compressor, level 9 0.693 with 14.7 MiB, level 19 0.687 with 85-90 MiB and
+/// four times the CPU, level 5 0.698 with 5.2 MiB. Measured with
+/// `EXP_FILE=/tmp/full.om EXP_CFGS=7:18:4,9:0:4,19:22:4,5:0:4 cargo test --lib -- --ignored
+/// tsdb::exp::exp --nocapture`.
+pub const ZSTD_LEVEL: i32 = 7;
+/// zstd window (log2 bytes) of live segments: a record's columns repeat those of the record
+/// before, a few tens of KiB back, so a larger window buys nothing but compressor memory.
+pub const ZSTD_WINDOW_LOG: u32 = 18;
 /// zstd level of bulk (import) segments: records of tens of thousands of samples compress well
 /// at level 5 already, and an import is bound by CPU.
 pub const ZSTD_LEVEL_BULK: i32 = 5;
@@ -226,6 +234,7 @@ pub fn decode(
     }
     let mut dec = zstd::stream::raw::Decoder::new().map_err(|e| format!("zstd init: {e}"))?;
     let mut states: Vec<SeriesState> = Vec::new();
+    let mut coder = (h.version >= 2).then(ValueCoder::default);
     let mut raw: Vec<u8> = Vec::new();
     let mut scratch = Vec::new();
     for (i, r) in sc.records.iter().enumerate() {
@@ -244,6 +253,7 @@ pub fn decode(
             h.base_t,
             max_sid,
             &mut scratch,
+            coder.as_mut(),
             |sid, t, v| {
                 if want && t >= mint && t <= maxt {
                     f(sid, t, v)
@@ -357,6 +367,8 @@ pub struct SegmentWriter {
     max_t: i64,
     enc: zstd::stream::write::Encoder<'static, Vec<u8>>,
     states: Vec<SeriesState>,
+    /// The value coder of a format-2 segment (`None`: format 1, kept for tests).
+    coder: Option<ValueCoder>,
     raw: Vec<u8>,
     ts: Vec<u8>,
     rec: Vec<u8>,
@@ -375,13 +387,25 @@ impl SegmentWriter {
     }
 
     fn create_with(dir: &Path, seq: u64, partition: i64, sync: bool) -> io::Result<(Self, u64)> {
+        Self::create_version(dir, seq, partition, sync, VERSION)
+    }
+
+    /// Creates a segment of format `version` (1 or 2; tests write format 1 to check that it
+    /// still reads).
+    fn create_version(
+        dir: &Path,
+        seq: u64,
+        partition: i64,
+        sync: bool,
+        version: u16,
+    ) -> io::Result<(Self, u64)> {
         let path = dir.join(format!("{seq:010}.live"));
         let mut file = OpenOptions::new()
             .create_new(true)
             .write(true)
             .open(&path)?;
         let h = Header {
-            version: VERSION,
+            version,
             base_t: partition,
             seq,
             partition,
@@ -403,7 +427,10 @@ impl SegmentWriter {
             let _ = sync_dir(dir);
         }
         let lvl = if sync { ZSTD_LEVEL } else { ZSTD_LEVEL_BULK };
-        let enc = zstd::stream::write::Encoder::new(Vec::new(), lvl)?;
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), lvl)?;
+        if sync {
+            enc.window_log(ZSTD_WINDOW_LOG)?;
+        }
         Ok((
             SegmentWriter {
                 dir: dir.to_path_buf(),
@@ -416,6 +443,7 @@ impl SegmentWriter {
                 max_t: i64::MIN,
                 enc,
                 states: Vec::new(),
+                coder: (version >= 2).then(ValueCoder::default),
                 raw: Vec::new(),
                 ts: Vec::new(),
                 rec: Vec::new(),
@@ -463,6 +491,7 @@ impl SegmentWriter {
             self.base_t,
             &mut self.raw,
             &mut self.ts,
+            self.coder.as_mut(),
         );
         if self.raw.len() > MAX_RAW_LEN as usize {
             return Err(io::Error::new(
@@ -651,6 +680,76 @@ mod tests {
         })
         .expect("decode");
         assert_eq!(n, 50 + 17); // k=1 whole; k=2 only sid % 3 == 0 (t exactly 31_000)
+    }
+
+    /// Samples with every kind of value: counters, two-decimal gauges, histogram-like
+    /// neighbours, raw floats, the staleness marker.
+    fn mixed(k: i64) -> Vec<RawSample> {
+        (0..40u32)
+            .map(|sid| {
+                let t = 1_000 + k * 15_000;
+                let v = match sid % 5 {
+                    0 => (k * i64::from(sid + 1)) as f64,
+                    1 => 20.0 + ((k * 7 + i64::from(sid)) % 13) as f64 / 100.0,
+                    2 => (k * 3 + i64::from(sid)) as f64,
+                    3 if k % 9 == 4 => f64::from_bits(crate::model::STALE_NAN_BITS),
+                    _ => (k as f64 * 0.1 + f64::from(sid)).sqrt(),
+                };
+                RawSample { sid, t, v }
+            })
+            .collect()
+    }
+
+    /// Format 1 (varint value column) is what stores made before format 2: a segment written
+    /// by the format-1 encoder must still decode, both one written now and the one an earlier
+    /// build wrote (`testdata/format1.seg`, zstd level 9 with its default window).
+    #[test]
+    fn format_1_segment_still_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut w, _) = SegmentWriter::create_version(dir.path(), 3, 0, true, 1).expect("create");
+        let mut want = Vec::new();
+        for k in 0..30 {
+            let s = mixed(k);
+            w.append(&s).expect("append");
+            want.extend(s);
+        }
+        let info = w.seal().expect("seal").expect("non-empty");
+        let bytes = fs::read(&info.path).expect("read");
+        assert_eq!(parse_header(&bytes).expect("header").version, 1);
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tsdb/testdata/format1.seg");
+        if std::env::var_os("EDGEPROM_WRITE_FIXTURE").is_some() {
+            fs::write(&fixture, &bytes).expect("write fixture");
+        }
+        let old = fs::read(&fixture).expect("fixture");
+        for b in [&bytes, &old] {
+            let mut got = Vec::new();
+            decode(b, 40, i64::MIN, i64::MAX, |sid, t, v| {
+                got.push((sid, t, v.to_bits()))
+            })
+            .expect("decode");
+            let w: Vec<(u32, i64, u64)> =
+                want.iter().map(|s| (s.sid, s.t, s.v.to_bits())).collect();
+            assert_eq!(got, w);
+        }
+        // The same samples in format 2 decode identically (30 records of 40 series are too few for
+        // its adaptive probabilities to pay off: 4,983 bytes against 4,692).
+        let (mut w2, _) = SegmentWriter::create(dir.path(), 4, 0).expect("create");
+        for k in 0..30 {
+            w2.append(&mixed(k)).expect("append");
+        }
+        let info2 = w2.seal().expect("seal").expect("non-empty");
+        let b2 = fs::read(&info2.path).expect("read");
+        assert_eq!(parse_header(&b2).expect("header").version, 2);
+        let mut got = Vec::new();
+        decode(&b2, 40, i64::MIN, i64::MAX, |sid, t, v| {
+            got.push((sid, t, v.to_bits()))
+        })
+        .expect("decode");
+        assert_eq!(got.len(), want.len());
+        assert!(got
+            .iter()
+            .zip(&want)
+            .all(|(g, s)| *g == (s.sid, s.t, s.v.to_bits())));
     }
 
     #[test]
