@@ -21,6 +21,7 @@
 //! (RwLock) -> `shared` (Mutex: unflushed samples and the published segment list). Readers take
 //! `index` for reading and `shared` briefly to snapshot.
 
+mod admin;
 mod encoding;
 mod import;
 mod index;
@@ -29,6 +30,7 @@ mod segment;
 mod serieslog;
 mod status;
 
+pub use admin::{CleanStats, SNAPSHOTS_DIR, TOMBSTONES_FILE};
 pub use import::{import_openmetrics, ImportStats};
 pub use status::{HeadStats, Stat, TsdbStatus};
 
@@ -124,6 +126,14 @@ pub enum Error {
     /// The store is closed.
     #[error("storage is closed")]
     Closed,
+    /// A file's content is damaged in a way that cannot be cut off safely (tombstones).
+    #[error("{path}: {msg}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// An import input line could not be parsed.
     #[error("{path}:{line}: {msg}")]
     Parse {
@@ -202,6 +212,8 @@ struct Shared {
     /// Time range over everything stored.
     min_t: i64,
     max_t: i64,
+    /// Deleted intervals (admin API), replaced whole on change.
+    tombstones: Arc<admin::Tombstones>,
 }
 
 /// Owned by the flusher.
@@ -271,6 +283,8 @@ impl Tsdb {
             tracing::warn!(damage = %d, "series log damaged; cut");
             inc(&stats.corruptions, 1);
         }
+        let tombstones = admin::load(&dir)?;
+        admin::remove_leftovers(&dir);
         let mut ix = Index::default();
         let mut shards: [HashMap<u64, Ids>; SHARDS] = Default::default();
         for (sid, pairs) in loaded.entries {
@@ -312,6 +326,7 @@ impl Tsdb {
                 Err(e) => return Err(e),
             }
         }
+        admin::drop_superseded(&mut segments);
         segments.sort_by_key(|s| s.seq);
         if loaded.damage.is_some() {
             reserve_ids_in_segments(&mut ix, &segments, &stats);
@@ -330,6 +345,7 @@ impl Tsdb {
                 segments,
                 min_t,
                 max_t,
+                tombstones: Arc::new(tombstones),
             }),
             flush: Mutex::new(FlushState {
                 live: None,
