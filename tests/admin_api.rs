@@ -248,7 +248,7 @@ fn delete_restart_clean_snapshot() {
         seg_after * 10 < seg_before * 6,
         "segments should lose about half their bytes: {seg_before} -> {seg_after}"
     );
-    println!("segment bytes before clean_tombstones {seg_before}, after {seg_after}");
+    eprintln!("segment bytes before clean_tombstones {seg_before}, after {seg_after}");
     let cleaned = view(&s.addr, at);
     assert_eq!(cleaned, deleted, "after clean_tombstones");
     let m = common::metric_value(
