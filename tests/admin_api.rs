@@ -449,3 +449,92 @@ fn errors_as_prometheus() {
     let (code, body) = request(&on.addr, "POST", D, Some("match[]=up&start=1&end=2"));
     assert_eq!(code, 204, "{body}");
 }
+
+/// The same requests to Debian's Prometheus 2.42 and to edgeprom get the same status, error
+/// type and error message (the parse error's wording after `match[]` is the PromQL parser's).
+#[test]
+fn same_answers_as_prometheus() {
+    let prom = std::path::PathBuf::from(
+        std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into()),
+    );
+    if !prom.exists() {
+        eprintln!("skipping: prometheus not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::write_file(dir.path(), "prometheus.yml", "global: {}\n");
+    let port = common::free_port();
+    let paddr = format!("127.0.0.1:{port}");
+    let _peer = common::Peer(
+        std::process::Command::new(&prom)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={paddr}"))
+            .arg("--web.enable-admin-api")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    common::wait_ready(&paddr, "/-/ready");
+    let ours = Server::start(&["--web.enable-admin-api"]);
+    const D: &str = "/api/v1/admin/tsdb/delete_series";
+    let cases: Vec<(&str, String)> = vec![
+        ("POST", D.into()),
+        ("POST", format!("{D}?match[]=up&start=yesterday")),
+        ("PUT", format!("{D}?match[]=up&end=1e400x")),
+        ("POST", format!("{D}?match[]={}", enc("up{"))),
+        ("POST", format!("{D}?match[]=up")),
+        (
+            "PUT",
+            format!("{D}?match[]={}&start=0&end=2", enc(r#"{job=~".+"}"#)),
+        ),
+        ("POST", "/api/v1/admin/tsdb/clean_tombstones".into()),
+        ("POST", "/api/v1/admin/tsdb/snapshot?skip_head=maybe".into()),
+        ("GET", "/api/v1/admin/tsdb/snapshot".into()),
+        ("DELETE", "/api/v1/admin/tsdb/clean_tombstones".into()),
+    ];
+    for (method, path) in &cases {
+        let (pc, pb) = request(&paddr, method, path, None);
+        let (oc, ob) = request(&ours.addr, method, path, None);
+        assert_eq!(
+            oc, pc,
+            "{method} {path}: status; prometheus said {pb}, edgeprom {ob}"
+        );
+        if pb.is_empty() || !pb.starts_with('{') {
+            assert!(
+                ob.is_empty() || !ob.starts_with('{'),
+                "{method} {path}: {ob}"
+            );
+            continue;
+        }
+        let (p, o) = (json(&pb), json(&ob));
+        assert_eq!(o["status"], p["status"], "{method} {path}");
+        assert_eq!(o["errorType"], p["errorType"], "{method} {path}");
+        let (pe, oe) = (
+            p["error"].as_str().unwrap_or(""),
+            o["error"].as_str().unwrap_or(""),
+        );
+        match pe.split_once("parse error: ") {
+            Some((head, _)) => assert!(oe.starts_with(head), "{method} {path}: {oe:?} vs {pe:?}"),
+            None => assert_eq!(oe, pe, "{method} {path}"),
+        }
+    }
+    // A snapshot answers with the same shape.
+    for addr in [&paddr, &ours.addr] {
+        let (code, body) = request(
+            addr,
+            "POST",
+            "/api/v1/admin/tsdb/snapshot?skip_head=true",
+            None,
+        );
+        assert_eq!(code, 200, "{addr}: {body}");
+        let v = json(&body);
+        let name = v["data"]["name"].as_str().unwrap_or_default();
+        assert_eq!(name.len(), 33, "{addr}: {body}");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{addr}: {body}");
+    }
+}
