@@ -226,6 +226,8 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
             out
         }),
     );
+    let external_labels: SharedLabels =
+        Arc::new(std::sync::RwLock::new(cfg.global.external_labels.clone()));
     let state = Arc::new(WebState {
         flags: flags.as_map(),
         enable_lifecycle: flags.enable_lifecycle,
@@ -271,7 +273,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         raws: vec![federate_and_read(
             tsdb.clone(),
             flags.lookback_delta,
-            cfg.global.external_labels.clone(),
+            external_labels.clone(),
         )],
         texts,
         web_config,
@@ -287,6 +289,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
     tracing::info!(address = %local, "listening");
 
     let parts = Parts {
+        external_labels,
         scrape: scrape.clone(),
         rules: rules.clone(),
         notifier: notifier.clone(),
@@ -379,6 +382,8 @@ struct Parts {
     rules: Arc<crate::rules::RuleManager>,
     notifier: Arc<crate::notifier::Notifier>,
     remote: Arc<crate::remote::RemoteWriter>,
+    /// `global.external_labels` as `/federate` and `/api/v1/read` add them; replaced on reload.
+    external_labels: SharedLabels,
     /// `--web.external-url` (or the default): rule templates and alert generator URLs.
     external_url: String,
 }
@@ -405,6 +410,9 @@ fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
         .map_err(|e| AppError::Other(format!("applying scrape configs: {}", error_chain(&e))))?;
     p.remote
         .set_external_labels(cfg.global.external_labels.clone());
+    *p.external_labels
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg.global.external_labels.clone();
     // A scrape's samples are committed up to its timeout after their timestamp; a rule's, its
     // query offset after (plus the evaluation itself).
     let longest_timeout = cfg
@@ -419,15 +427,23 @@ fn apply_config(cfg: &Config, p: &Parts) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `GET /federate` and `POST /api/v1/read`, which need the request itself.
+/// The external labels that follow reloads, read by request handlers.
+type SharedLabels = Arc<std::sync::RwLock<crate::model::Labels>>;
+
+/// `GET /federate` and `POST /api/v1/read`, which need the request itself. Both read the
+/// external labels of the config in force at the time of the request.
 fn federate_and_read(
     tsdb: Arc<crate::tsdb::Tsdb>,
     lookback: std::time::Duration,
-    external_labels: crate::model::Labels,
+    shared_labels: SharedLabels,
 ) -> web::RawFn {
     use http::{header, HeaderValue, StatusCode};
     Arc::new(move |req: &web::Req| match req.path.as_str() {
         "/federate" => {
+            let external_labels = shared_labels
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             let (code, body) = crate::remote::federate(
                 &*tsdb,
                 &req.params,
@@ -443,6 +459,10 @@ fn federate_and_read(
             Some(r)
         }
         "/api/v1/read" if req.method == http::Method::POST => {
+            let external_labels = shared_labels
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             let (code, body, ct) =
                 crate::remote::remote_read_with_labels(&*tsdb, &req.body, &external_labels);
             let mut r = web::text(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body);

@@ -1,5 +1,6 @@
 //! Whole binary: a recording rule and an alerting rule evaluated by the server on scraped data,
-//! visible through the query, rules and alerts APIs; `/federate` serves the latest values.
+//! visible through the query, rules and alerts APIs; `/federate` serves the latest values with
+//! the external labels of the config in force (a reload changes them).
 
 mod common;
 use common::*;
@@ -53,5 +54,21 @@ fn rules_evaluate_on_scraped_data_and_federate_serves_it() {
             && fed.contains("board=\"pi1\"")
             && fed.contains("job=\"edgeprom\""),
         "{fed}"
+    );
+
+    // A reload with other external labels: /federate follows it, as Prometheus does.
+    std::fs::write(
+        &cfg,
+        format!("global:\n  scrape_interval: 1s\n  external_labels:\n    board: pi2\nrule_files: ['rules/*.yml']\nscrape_configs:\n  - job_name: edgeprom\n    static_configs:\n      - targets: ['{addr}']\n"),
+    )
+    .unwrap();
+    s.signal(libc::SIGHUP);
+    s.wait_for(
+        "federation with the reloaded external labels",
+        Duration::from_secs(20),
+        |s| {
+            let (code, fed) = s.get("/federate?match%5B%5D=up");
+            code == 200 && fed.contains("board=\"pi2\"") && !fed.contains("board=\"pi1\"")
+        },
     );
 }
