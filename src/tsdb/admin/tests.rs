@@ -534,3 +534,35 @@ fn utc_stamps() {
         assert_eq!(utc_stamp(s), want, "{s}");
     }
 }
+
+#[test]
+fn readers_during_a_clean_see_the_same_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = three_partitions(dir.path());
+    let (lo, hi) = (T0 + 600_000, T0 + 2 * PARTITION_MS + 5 * STEP);
+    db.delete_series(&[vec![m(MatchType::Regex, "i", "0|2")]], lo, hi)
+        .expect("delete");
+    let want = dump(&db, &[]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, stop, want) = (db.clone(), stop.clone(), want.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) || n == 0 {
+                    assert_eq!(dump(&db, &[]), want, "read {n} during clean");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let st = db.clean_tombstones().expect("clean");
+    assert_eq!(st.rewritten, 3, "{st:?}");
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    assert_eq!(dump(&db, &[]), want);
+    assert_eq!(db.tombstone_count(), 0, "no series was deleted whole");
+}
