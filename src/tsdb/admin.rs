@@ -83,6 +83,14 @@ impl Tombstones {
         self.by_sid.values().map(Vec::len).sum()
     }
 
+    /// Bytes of the tombstones file holding these (0 when there is none): counted as storage.
+    pub fn file_len(&self) -> u64 {
+        match self.len() {
+            0 => 0,
+            n => (HEADER_LEN + n * ENTRY_LEN + 4) as u64,
+        }
+    }
+
     /// Adds `[mint, maxt]` for `sid`, merging with overlapping or adjacent intervals. Returns
     /// whether anything changed.
     pub fn add(&mut self, sid: u32, mint: i64, maxt: i64) -> bool {

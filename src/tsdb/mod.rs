@@ -493,7 +493,7 @@ impl Tsdb {
         self.inner.stats.bytes_written.load(Ordering::Relaxed)
     }
 
-    /// Bytes of every file the store holds (segments, live segment, series log).
+    /// Bytes of every file the store holds (segments, live segment, series log, tombstones).
     pub fn disk_bytes(&self) -> u64 {
         self.inner.disk_bytes()
     }
@@ -718,7 +718,7 @@ impl Inner {
     fn disk_bytes(&self) -> u64 {
         let log = self.log_bytes.load(Ordering::Relaxed);
         let sh = lock(&self.shared);
-        log + sh.segments.iter().map(|s| s.len).sum::<u64>()
+        log + sh.tombstones.file_len() + sh.segments.iter().map(|s| s.len).sum::<u64>()
     }
 
     fn commit(&self, batch: &[RawSample]) -> Result<(), StorageError> {
@@ -1000,7 +1000,8 @@ impl Inner {
             } else {
                 i64::MIN
             };
-            let mut total: u64 = log_len + sh.segments.iter().map(|s| s.len).sum::<u64>();
+            let mut total: u64 =
+                log_len + sh.tombstones.file_len() + sh.segments.iter().map(|s| s.len).sum::<u64>();
             let limit = self.opts.retention_size;
             let mut remove = vec![false; sh.segments.len()];
             for &i in &order {
@@ -1226,7 +1227,7 @@ fn register_metrics(inner: &Arc<Inner>) {
         ),
         (
             "edgeprom_storage_disk_bytes",
-            "Bytes of every file of the storage engine (segments and series log).",
+            "Bytes of every file of the storage engine (segments, series log, tombstones).",
             |i| i.disk_bytes() as f64,
         ),
         (

@@ -86,9 +86,23 @@ impl SampleIter for SliceIter {
     }
 }
 
+/// The sealed file of segment `seq` beside `path` (`SEQ_MINT_MAXT.seg`), if there is one.
+fn sealed_sibling(path: &std::path::Path, seq: u64) -> Option<std::path::PathBuf> {
+    let prefix = format!("{seq:010}_");
+    std::fs::read_dir(path.parent()?)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".seg"))
+        })
+}
+
 fn read_segment(db: &Inner, s: &SegmentInfo) -> Option<Vec<u8>> {
     let mut path = s.path.clone();
-    for _ in 0..2 {
+    for _ in 0..3 {
         match std::fs::read(&path) {
             Ok(mut b) => {
                 b.truncate(s.len as usize);
@@ -103,7 +117,12 @@ fn read_segment(db: &Inner, s: &SegmentInfo) -> Option<Vec<u8>> {
                     .map(|x| x.path.clone());
                 match now {
                     Some(p) if p != path => path = p,
-                    _ => return None,
+                    // Renamed by a seal that is not published yet: find it by its number.
+                    Some(_) => match sealed_sibling(&path, s.seq) {
+                        Some(p) => path = p,
+                        None => return None,
+                    },
+                    None => return None,
                 }
             }
             Err(e) => {

@@ -278,8 +278,18 @@ fn deleted_data_disappears_from_every_read_and_stays_deleted() {
         .iter()
         .find(|s| s.name == "gone");
     assert_eq!(gone.map(|s| s.value), Some(3));
-    // The tombstones file exists and the deletion survives a restart.
-    assert!(dir.path().join(TOMBSTONES_FILE).exists());
+    // The tombstones file exists, counts as storage, and the deletion survives a restart.
+    let tomb_len = fs::metadata(dir.path().join(TOMBSTONES_FILE))
+        .expect("tombstones")
+        .len();
+    assert_eq!(
+        db.inner.disk_bytes(),
+        sealed_bytes(dir.path())
+            + fs::metadata(dir.path().join(serieslog::FILE_NAME))
+                .expect("log")
+                .len()
+            + tomb_len
+    );
     db.close().expect("close");
     drop(db);
     let db = Tsdb::open(opts(dir.path())).expect("reopen");
