@@ -250,6 +250,7 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         apis: vec![
             query_api(engine.clone(), tsdb.clone()),
             tsdb_status_api(tsdb.clone()),
+            web::tsdb_admin_api(tsdb.clone()),
             {
                 let scrape = scrape.clone();
                 Arc::new(move |path: &str, params: &[(String, String)]| {

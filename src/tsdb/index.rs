@@ -327,6 +327,11 @@ impl Index {
     /// distinct values and the bytes of values times series; per pair and per metric name,
     /// the series count. Returns (name -> (values, bytes)), pairs, metric names, label pairs.
     pub fn stats(&self) -> IndexStats {
+        self.stats_where(None)
+    }
+
+    /// [`Index::stats`] over the series for which `keep` holds (all when `None`).
+    pub fn stats_where(&self, keep: Option<&dyn Fn(u32) -> bool>) -> IndexStats {
         let mut s = IndexStats::default();
         let metric = self.sym_ids.get(crate::model::METRIC_NAME).copied();
         for (&n, vals) in &self.postings {
@@ -334,16 +339,23 @@ impl Index {
             let mut bytes = 0u64;
             let mut distinct = 0u64;
             for (&v, l) in vals {
-                if l.is_empty() {
+                let count = match keep {
+                    None => l.len() as u64,
+                    Some(k) => l.iter().filter(|&&sid| k(sid)).count() as u64,
+                };
+                if count == 0 {
                     continue;
                 }
                 distinct += 1;
                 let value = &self.syms[v as usize];
-                bytes += value.len() as u64 * l.len() as u64;
-                s.pairs.push((format!("{name}={value}"), l.len() as u64));
+                bytes += value.len() as u64 * count;
+                s.pairs.push((format!("{name}={value}"), count));
                 if Some(n) == metric {
-                    s.metric_names.push((value.to_string(), l.len() as u64));
+                    s.metric_names.push((value.to_string(), count));
                 }
+            }
+            if distinct == 0 && keep.is_some() {
+                continue;
             }
             s.num_label_pairs += distinct;
             s.values_by_name.push((name.to_string(), distinct));

@@ -21,6 +21,7 @@
 //! (RwLock) -> `shared` (Mutex: unflushed samples and the published segment list). Readers take
 //! `index` for reading and `shared` briefly to snapshot.
 
+mod admin;
 mod encoding;
 mod import;
 mod index;
@@ -30,6 +31,7 @@ mod segment;
 mod serieslog;
 mod status;
 
+pub use admin::{CleanStats, SNAPSHOTS_DIR, TOMBSTONES_FILE};
 pub use import::{import_openmetrics, ImportStats};
 pub use status::{HeadStats, Stat, TsdbStatus};
 
@@ -125,6 +127,14 @@ pub enum Error {
     /// The store is closed.
     #[error("storage is closed")]
     Closed,
+    /// A file's content is damaged in a way that cannot be cut off safely (tombstones).
+    #[error("{path}: {msg}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// An import input line could not be parsed.
     #[error("{path}:{line}: {msg}")]
     Parse {
@@ -203,6 +213,8 @@ struct Shared {
     /// Time range over everything stored.
     min_t: i64,
     max_t: i64,
+    /// Deleted intervals (admin API), replaced whole on change.
+    tombstones: Arc<admin::Tombstones>,
 }
 
 /// Owned by the flusher.
@@ -272,6 +284,8 @@ impl Tsdb {
             tracing::warn!(damage = %d, "series log damaged; cut");
             inc(&stats.corruptions, 1);
         }
+        let tombstones = admin::load(&dir)?;
+        admin::remove_leftovers(&dir);
         let mut ix = Index::default();
         let mut shards: [HashMap<u64, Ids>; SHARDS] = Default::default();
         for (sid, pairs) in loaded.entries {
@@ -313,6 +327,7 @@ impl Tsdb {
                 Err(e) => return Err(e),
             }
         }
+        admin::drop_superseded(&mut segments);
         segments.sort_by_key(|s| s.seq);
         if loaded.damage.is_some() {
             reserve_ids_in_segments(&mut ix, &segments, &stats);
@@ -331,6 +346,7 @@ impl Tsdb {
                 segments,
                 min_t,
                 max_t,
+                tombstones: Arc::new(tombstones),
             }),
             flush: Mutex::new(FlushState {
                 live: None,
@@ -478,7 +494,7 @@ impl Tsdb {
         self.inner.stats.bytes_written.load(Ordering::Relaxed)
     }
 
-    /// Bytes of every file the store holds (segments, live segment, series log).
+    /// Bytes of every file the store holds (segments, live segment, series log, tombstones).
     pub fn disk_bytes(&self) -> u64 {
         self.inner.disk_bytes()
     }
@@ -703,7 +719,7 @@ impl Inner {
     fn disk_bytes(&self) -> u64 {
         let log = self.log_bytes.load(Ordering::Relaxed);
         let sh = lock(&self.shared);
-        log + sh.segments.iter().map(|s| s.len).sum::<u64>()
+        log + sh.tombstones.file_len() + sh.segments.iter().map(|s| s.len).sum::<u64>()
     }
 
     fn commit(&self, batch: &[RawSample]) -> Result<(), StorageError> {
@@ -985,7 +1001,8 @@ impl Inner {
             } else {
                 i64::MIN
             };
-            let mut total: u64 = log_len + sh.segments.iter().map(|s| s.len).sum::<u64>();
+            let mut total: u64 =
+                log_len + sh.tombstones.file_len() + sh.segments.iter().map(|s| s.len).sum::<u64>();
             let limit = self.opts.retention_size;
             let mut remove = vec![false; sh.segments.len()];
             for &i in &order {
@@ -1211,7 +1228,7 @@ fn register_metrics(inner: &Arc<Inner>) {
         ),
         (
             "edgeprom_storage_disk_bytes",
-            "Bytes of every file of the storage engine (segments and series log).",
+            "Bytes of every file of the storage engine (segments, series log, tombstones).",
             |i| i.disk_bytes() as f64,
         ),
         (

@@ -5,7 +5,7 @@
 //! series) and from the committed-but-unflushed samples, snapshotted together under the
 //! `shared` lock so that every sample is seen exactly once.
 
-use super::{encoding::RawSample, index::Index, lock, read, segment, Inner, SegmentInfo};
+use super::{admin, encoding::RawSample, index::Index, lock, read, segment, Inner, SegmentInfo};
 use crate::model::{Labels, Matcher};
 use crate::storage::{
     Querier, SampleIter, SelectHints, Series, SeriesSet, StorageError, VecSeriesSet,
@@ -31,12 +31,12 @@ impl TsdbQuerier {
     /// in, as Prometheus lists every series of a block that overlaps the range). `None` when
     /// neither matchers nor the range narrow anything (every series).
     fn sids_in_range(&self, ix: &Index, ms: &[Matcher]) -> Option<Vec<u32>> {
-        let (min_t, max_t) = {
+        let (min_t, max_t, tomb) = {
             let sh = lock(&self.db.shared);
-            (sh.min_t, sh.max_t)
+            (sh.min_t, sh.max_t, sh.tombstones.clone())
         };
         let whole = self.mint <= min_t && self.maxt >= max_t;
-        if ms.is_empty() && whole {
+        if ms.is_empty() && whole && !tomb.hides_any() {
             return None;
         }
         let mut sids = ix.select(ms);
@@ -45,6 +45,10 @@ impl TsdbQuerier {
                 ix.time_bounds(s)
                     .is_some_and(|(first, last)| first <= self.maxt && last >= self.mint)
             });
+        }
+        if tomb.hides_any() {
+            // Series deleted through their newest sample are gone from label queries too.
+            sids.retain(|&s| !admin::hidden(&tomb, ix, s));
         }
         Some(sids)
     }
@@ -82,9 +86,23 @@ impl SampleIter for SliceIter {
     }
 }
 
+/// The sealed file of segment `seq` beside `path` (`SEQ_MINT_MAXT.seg`), if there is one.
+fn sealed_sibling(path: &std::path::Path, seq: u64) -> Option<std::path::PathBuf> {
+    let prefix = format!("{seq:010}_");
+    std::fs::read_dir(path.parent()?)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".seg"))
+        })
+}
+
 fn read_segment(db: &Inner, s: &SegmentInfo) -> Option<Vec<u8>> {
     let mut path = s.path.clone();
-    for _ in 0..2 {
+    for _ in 0..3 {
         match std::fs::read(&path) {
             Ok(mut b) => {
                 b.truncate(s.len as usize);
@@ -99,7 +117,12 @@ fn read_segment(db: &Inner, s: &SegmentInfo) -> Option<Vec<u8>> {
                     .map(|x| x.path.clone());
                 match now {
                     Some(p) if p != path => path = p,
-                    _ => return None,
+                    // Renamed by a seal that is not published yet: find it by its number.
+                    Some(_) => match sealed_sibling(&path, s.seq) {
+                        Some(p) => path = p,
+                        None => return None,
+                    },
+                    None => return None,
                 }
             }
             Err(e) => {
@@ -129,7 +152,7 @@ impl Querier for TsdbQuerier {
             slot[s as usize] = i as u32;
         }
         let mut out: Vec<Vec<(i64, f64)>> = vec![Vec::new(); sids.len()];
-        let (segs, pending): (Vec<SegmentInfo>, Vec<RawSample>) = {
+        let (segs, pending, tomb): (Vec<SegmentInfo>, Vec<RawSample>, _) = {
             let sh = lock(&self.db.shared);
             let segs = sh
                 .segments
@@ -147,7 +170,7 @@ impl Querier for TsdbQuerier {
                 })
                 .copied()
                 .collect();
-            (segs, p)
+            (segs, p, sh.tombstones.clone())
         };
         for s in &segs {
             let Some(bytes) = read_segment(&self.db, s) else {
@@ -174,6 +197,14 @@ impl Querier for TsdbQuerier {
             if !v.windows(2).all(|w| w[0].0 < w[1].0) {
                 v.sort_by_key(|x| x.0);
                 v.dedup_by_key(|x| x.0);
+            }
+        }
+        // Deleted samples (tombstones) are not returned; a series left empty is dropped below.
+        if !tomb.is_empty() {
+            for (i, &sid) in sids.iter().enumerate() {
+                if let Some(iv) = tomb.intervals(sid) {
+                    admin::retain_visible(&mut out[i], iv);
+                }
             }
         }
         labelled.sort_by(|a, b| a.0.cmp(&b.0));

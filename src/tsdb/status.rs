@@ -53,9 +53,18 @@ fn top(mut v: Vec<(String, u64)>, limit: usize) -> Vec<Stat> {
 }
 
 pub(super) fn build(db: &Tsdb, limit: usize) -> TsdbStatus {
+    let tomb = lock(&db.inner.shared).tombstones.clone();
     let (st, num_series) = {
         let ix = read(&db.inner.index);
-        (ix.stats(), ix.num_series() as u64)
+        if tomb.hides_any() {
+            // Series deleted through their newest sample (admin API) are not counted.
+            let keep = |sid: u32| !super::admin::hidden(&tomb, &ix, sid);
+            let st = ix.stats_where(Some(&keep));
+            let n = ix.select(&[]).into_iter().filter(|&s| keep(s)).count();
+            (st, n as u64)
+        } else {
+            (ix.stats(), ix.num_series() as u64)
+        }
     };
     let (chunks, min_t, max_t) = {
         let sh = lock(&db.inner.shared);

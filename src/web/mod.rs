@@ -446,6 +446,12 @@ async fn route(state: &Arc<WebState>, req: &Req) -> (&'static str, Resp) {
                 })
                 .await;
                 return match res {
+                    // No Content carries no body and no content type (admin actions).
+                    Ok(Some((204, _))) => {
+                        let mut r = Response::new(Full::new(Bytes::new()));
+                        *r.status_mut() = StatusCode::NO_CONTENT;
+                        (api_handler_label(p), r)
+                    }
                     Ok(Some((code, body))) => (
                         api_handler_label(p),
                         json_bytes(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body),
@@ -516,6 +522,122 @@ fn admin_gate(state: &WebState, req: &Req) -> Option<Resp> {
     None
 }
 
+/// Prometheus's TSDB admin API over `db`, as a plug-in for [`WebState::apis`]:
+/// `delete_series` (`match[]`, `start`, `end`; 204), `clean_tombstones` (204) and `snapshot`
+/// (`skip_head`; 200 `{"name": ...}`), with Prometheus 2.42's parameters, error types and
+/// messages (`web/api/v1/api.go`: `deleteSeries`, `cleanTombstones`, `snapshot`). The method and
+/// `--web.enable-admin-api` are checked by the router's gate before this runs.
+pub fn tsdb_admin_api(db: Arc<crate::tsdb::Tsdb>) -> ApiFn {
+    Arc::new(move |path, params| {
+        let r = match path {
+            "/api/v1/admin/tsdb/delete_series" => admin_delete(&db, params),
+            "/api/v1/admin/tsdb/clean_tombstones" => db
+                .clean_tombstones()
+                .map(|_| None)
+                .map_err(|e| ("internal", admin_error_chain(&e))),
+            "/api/v1/admin/tsdb/snapshot" => admin_snapshot(&db, params),
+            _ => return None,
+        };
+        let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
+        Some(match r {
+            Ok(None) => (204, Vec::new()),
+            Ok(Some(data)) => (
+                200,
+                json(serde_json::json!({"status": "success", "data": data})),
+            ),
+            Err((kind, msg)) => (
+                if kind == "bad_data" { 400 } else { 500 },
+                json(serde_json::json!({"status": "error", "errorType": kind, "error": msg})),
+            ),
+        })
+    })
+}
+
+/// `e` and its causes joined with ": ".
+fn admin_error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+/// An admin answer: data (`None`: 204 No Content) or (errorType, message).
+type AdminResult = Result<Option<serde_json::Value>, (&'static str, String)>;
+
+fn admin_param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn admin_delete(db: &crate::tsdb::Tsdb, params: &[(String, String)]) -> AdminResult {
+    let bad = |m: String| ("bad_data", m);
+    let selectors: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if selectors.is_empty() {
+        return Err(bad("no match[] parameter provided".into()));
+    }
+    let time = |name: &str, default: i64| {
+        match admin_param(params, name) {
+        None => Ok(default),
+        Some(v) => crate::promql::api::parse_time(v).ok_or_else(|| {
+            bad(format!(
+                "invalid parameter \"{name}\": Invalid time value for '{name}': cannot parse {v:?} to a valid timestamp"
+            ))
+        }),
+    }
+    };
+    let start = time("start", i64::MIN)?;
+    let end = time("end", i64::MAX)?;
+    let mut sets = Vec::with_capacity(selectors.len());
+    for m in selectors {
+        match crate::promql::parse(m) {
+            Ok(crate::promql::Expr::Vector(vs)) => sets.push(vs.matchers),
+            Ok(_) => {
+                return Err(bad(format!(
+                    "invalid parameter \"match[]\": 1:1: parse error: expected type instant vector in match[] {m:?}"
+                )))
+            }
+            Err(e) => return Err(bad(format!("invalid parameter \"match[]\": {e}"))),
+        }
+    }
+    db.delete_series(&sets, start, end)
+        .map(|_| None)
+        .map_err(|e| ("internal", admin_error_chain(&e)))
+}
+
+fn admin_snapshot(db: &crate::tsdb::Tsdb, params: &[(String, String)]) -> AdminResult {
+    let skip_head = match admin_param(params, "skip_head") {
+        None => false,
+        // Go's strconv.ParseBool.
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
+        Some(v) => {
+            return Err((
+                "bad_data",
+                format!("invalid parameter \"skip_head\": unable to parse boolean: strconv.ParseBool: parsing {v:?}: invalid syntax"),
+            ))
+        }
+    };
+    db.snapshot(skip_head)
+        .map(|name| Some(serde_json::json!({ "name": name })))
+        .map_err(|e| {
+            (
+                "internal",
+                format!("create snapshot: {}", admin_error_chain(&e)),
+            )
+        })
+}
+
 /// A bounded set of handler labels, so metrics cardinality does not follow user input.
 fn api_handler_label(p: &str) -> &'static str {
     const KNOWN: &[&str] = &[
@@ -538,6 +660,9 @@ fn api_handler_label(p: &str) -> &'static str {
     ];
     if let Some(k) = KNOWN.iter().find(|k| **k == p) {
         return k;
+    }
+    if ADMIN_PATHS.contains(&p) {
+        return "/api/v1/admin";
     }
     if p.starts_with("/api/v1/label/") {
         return "/api/v1/label/:name/values";
