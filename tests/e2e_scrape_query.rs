@@ -174,6 +174,10 @@ fn per_step_stats_over_imported_data() {
         ("a", [1, 2, 2]),
         ("sum(a)", [1, 2, 2]),
         ("rate(a[40s])", [1, 4, 5]),
+        // Subquery: inner `a` at t0-30..t0+60 reads 0+1+2+2 at the last step, plus windows.
+        // Prometheus 3.x adds the subquery's inner total (engine.go, `SubqueryExpr` case); 2.42
+        // did not (it answers [1, 3, 4]), so the peer below skips this last case.
+        ("max_over_time(a[50s:30s])", [1, 3, 4 + 5]),
     ];
     let path = |q: &str, stats: &str| {
         format!(
@@ -259,7 +263,7 @@ fn per_step_stats_over_imported_data() {
             .expect("start prometheus"),
     );
     wait_ready(&addr, "/-/ready");
-    for (q, counts) in cases {
+    for (q, counts) in &cases[..cases.len() - 1] {
         let (st, body) = request(&addr, "GET", &path(q, "all"), None);
         assert_eq!(st, 200, "{body}");
         assert_eq!(
