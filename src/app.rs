@@ -143,12 +143,15 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         }
     };
     let scrape = crate::scrape::ScrapeManager::new(tsdb.clone());
-    let engine = Arc::new(crate::promql::Engine::new(crate::promql::EngineOptions {
-        lookback_delta: flags.lookback_delta,
-        timeout: flags.query_timeout,
-        max_samples: flags.query_max_samples,
-        max_concurrency: flags.query_max_concurrency,
-    }));
+    let engine = Arc::new(
+        crate::promql::Engine::new(crate::promql::EngineOptions {
+            lookback_delta: flags.lookback_delta,
+            timeout: flags.query_timeout,
+            max_samples: flags.query_max_samples,
+            max_concurrency: flags.query_max_concurrency,
+        })
+        .with_per_step_stats(flags.feature_enabled("promql-per-step-stats")),
+    );
     let external_url = flags
         .external_url
         .clone()

@@ -185,6 +185,10 @@ pub struct ServerFlags {
     /// Maximum number of queries executed concurrently. 4 matches a Pi's cores (Prometheus: 20).
     #[arg(long = "query.max-concurrency", default_value_t = 4, value_name = "N")]
     pub query_max_concurrency: usize,
+    /// Comma separated feature names to enable (repeatable). Known: promql-per-step-stats.
+    /// Unknown names are accepted and ignored, as Prometheus does.
+    #[arg(long = "enable-feature", value_delimiter = ',', value_name = "FEATURE")]
+    pub enable_feature: Vec<String>,
 
     /// Max time to tolerate an outage for restoring the `for` state of alerts.
     #[arg(long = "rules.alert.for-outage-tolerance", value_parser = duration, default_value = "1h", value_name = "DURATION")]
@@ -225,6 +229,11 @@ pub struct ServerFlags {
 }
 
 impl ServerFlags {
+    /// Whether `--enable-feature` named `name` (e.g. `promql-per-step-stats`).
+    pub fn feature_enabled(&self, name: &str) -> bool {
+        self.enable_feature.iter().any(|f| f.trim() == name)
+    }
+
     /// The retention time in force: the flag, or 15d when neither time nor size is set.
     pub fn effective_retention_time(&self) -> Duration {
         match self.retention_time {
@@ -305,6 +314,7 @@ impl ServerFlags {
             "query.max-concurrency",
             self.query_max_concurrency.to_string(),
         );
+        put("enable-feature", self.enable_feature.join(","));
         put("path.procfs", p(&self.procfs));
         put("path.sysfs", p(&self.sysfs));
         put("path.rootfs", p(&self.rootfs));
@@ -357,6 +367,36 @@ mod tests {
         .unwrap();
         assert_eq!(a.server.listen_address, "127.0.0.1:1");
         assert_eq!(a.server.retention_time, Some(Duration::from_secs(864_000)));
+    }
+
+    /// `--enable-feature` takes comma lists and repeats, like Prometheus's flag.
+    #[test]
+    fn enable_feature_lists() {
+        let cases: &[(&[&str], bool)] = &[
+            (&[], false),
+            (&["--enable-feature=promql-per-step-stats"], true),
+            (
+                &["--enable-feature=memory-snapshot-on-shutdown,promql-per-step-stats"],
+                true,
+            ),
+            (
+                &[
+                    "--enable-feature=x",
+                    "--enable-feature",
+                    "promql-per-step-stats",
+                ],
+                true,
+            ),
+            (&["--enable-feature=promql-per-step-stats-not"], false),
+        ];
+        for (args, want) in cases {
+            let a = parse(args).unwrap();
+            assert_eq!(
+                a.server.feature_enabled("promql-per-step-stats"),
+                *want,
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

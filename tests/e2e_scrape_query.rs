@@ -135,3 +135,141 @@ fn query_errors_have_prometheus_shape() {
     assert_eq!(code, 400, "{b}");
     assert_eq!(s.get("/-/healthy").0, 200);
 }
+
+/// `stats=all` with `--enable-feature=promql-per-step-stats`: the whole binary answers the
+/// Prometheus JSON shape (`totalQueryableSamplesPerStep` as `[seconds, count]` pairs summing to
+/// `totalQueryableSamples`, omitted without the feature or for other `stats` values), with
+/// counts derived by hand over imported data; when Debian's Prometheus is installed, it answers
+/// the same counts on the same data (queries chosen so its 2.x closed range windows agree).
+#[test]
+fn per_step_stats_over_imported_data() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t0 = (now - 3600) / 60 * 60;
+    let mut om = String::from("# TYPE a gauge\n");
+    for (i, offs) in [("0", &[0, 15, 30, 45, 60][..]), ("1", &[30, 60][..])] {
+        for o in offs {
+            om.push_str(&format!("a{{i=\"{i}\"}} 1 {}\n", t0 + o));
+        }
+    }
+    om.push_str("# EOF\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "a.om", &om);
+    let data = dir.path().join("data");
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "import",
+            "openmetrics",
+            &format!("--storage.tsdb.path={}", data.display()),
+            &file.display().to_string(),
+        ],
+    );
+    assert_eq!(code, 0, "import: {err}");
+    let (start, end) = (t0, t0 + 60);
+    // (query, counts at t0, t0+30 s, t0+60 s)
+    let cases: &[(&str, [i64; 3])] = &[
+        ("a", [1, 2, 2]),
+        ("sum(a)", [1, 2, 2]),
+        ("rate(a[40s])", [1, 4, 5]),
+        // Subquery: inner `a` at t0-30..t0+60 reads 0+1+2+2 at the last step, plus windows.
+        // Prometheus 3.x adds the subquery's inner total (engine.go, `SubqueryExpr` case); 2.42
+        // did not (it answers [1, 3, 4]), so the peer below skips this last case.
+        ("max_over_time(a[50s:30s])", [1, 3, 4 + 5]),
+    ];
+    let path = |q: &str, stats: &str| {
+        format!(
+            "/api/v1/query_range?query={}&start={start}&end={end}&step=30&stats={stats}",
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        )
+    };
+    let per_step = |body: &str, q: &str| -> Option<Vec<(f64, i64)>> {
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{q}: {e}: {body}"));
+        let samples = &v["data"]["stats"]["samples"];
+        let total = samples["totalQueryableSamples"].as_i64().expect("total");
+        assert!(samples["peakSamples"].as_i64().is_some(), "{body}");
+        let steps = samples.get("totalQueryableSamplesPerStep")?;
+        let steps: Vec<(f64, i64)> = steps
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|p| (p[0].as_f64().expect("t"), p[1].as_i64().expect("n")))
+            .collect();
+        assert_eq!(steps.iter().map(|p| p.1).sum::<i64>(), total, "{q}: {body}");
+        Some(steps)
+    };
+    let want_steps = |c: &[i64; 3]| -> Vec<(f64, i64)> {
+        (0..3)
+            .map(|k| ((start + 30 * k) as f64, c[k as usize]))
+            .collect()
+    };
+    let s = Server::start_in(
+        dir,
+        &[
+            &format!("--storage.tsdb.path={}", data.display()),
+            "--enable-feature=promql-per-step-stats",
+        ],
+    );
+    for (q, counts) in cases {
+        let (st, body) = s.get(&path(q, "all"));
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(per_step(&body, q), Some(want_steps(counts)), "{q}: {body}");
+        // Any other `stats` value: totals only.
+        let (_, body) = s.get(&path(q, "true"));
+        assert_eq!(per_step(&body, q), None, "{q}: {body}");
+    }
+    let (_, _, dir) = s.stop(Duration::from_secs(20));
+    let s = Server::start_in(dir, &[&format!("--storage.tsdb.path={}", data.display())]);
+    let (_, body) = s.get(&path("a", "all"));
+    assert_eq!(per_step(&body, "a"), None, "without the feature: {body}");
+
+    // The peer, on the same file.
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("promtool not installed: peer comparison skipped");
+        return;
+    }
+    let pdir = tempfile::tempdir().unwrap();
+    let pdata = pdir.path().join("data");
+    let out = std::process::Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&file)
+        .arg(&pdata)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = write_file(pdir.path(), "prometheus.yml", "global: {}\n");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _peer = Peer(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", pdata.display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--enable-feature=promql-per-step-stats")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    wait_ready(&addr, "/-/ready");
+    for (q, counts) in &cases[..cases.len() - 1] {
+        let (st, body) = request(&addr, "GET", &path(q, "all"), None);
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(
+            per_step(&body, q),
+            Some(want_steps(counts)),
+            "prometheus {q}: {body}"
+        );
+    }
+}

@@ -254,10 +254,7 @@ fn query(params: &[(String, String)], ctx: &ApiContext) -> Result<Vec<u8>, ApiEr
     let r = ctx
         .engine
         .exec(ctx.queryable, &e, q, t, t, 0, false, timeout)?;
-    Ok(success_result(
-        &r,
-        param(params, "stats").is_some_and(|s| !s.is_empty()),
-    ))
+    Ok(success_result(&r, stats_param(params)))
 }
 
 fn query_range(params: &[(String, String)], ctx: &ApiContext) -> Result<Vec<u8>, ApiError> {
@@ -305,10 +302,7 @@ fn query_range(params: &[(String, String)], ctx: &ApiContext) -> Result<Vec<u8>,
     let r = ctx
         .engine
         .exec(ctx.queryable, &e, q, start, end, step, true, timeout)?;
-    Ok(success_result(
-        &r,
-        param(params, "stats").is_some_and(|s| !s.is_empty()),
-    ))
+    Ok(success_result(&r, stats_param(params)))
 }
 
 fn matchers_params(params: &[(String, String)]) -> Result<Vec<Vec<Matcher>>, ApiError> {
@@ -647,10 +641,27 @@ fn json_annotations(b: &mut Vec<u8>, warnings: &[String], infos: &[String]) {
 
 /// The JSON of a successful query, exactly as Prometheus's API shapes it.
 pub fn result_json(r: &QueryResult) -> Vec<u8> {
-    success_result(r, false)
+    success_result(r, Stats::None)
 }
 
-fn success_result(r: &QueryResult, stats: bool) -> Vec<u8> {
+/// What the `stats` parameter asks for: nothing, the built-in statistics, or (`stats=all`) also
+/// the per-step counts, as Prometheus's API decides it.
+#[derive(Clone, Copy, PartialEq)]
+enum Stats {
+    None,
+    Builtin,
+    All,
+}
+
+fn stats_param(params: &[(String, String)]) -> Stats {
+    match param(params, "stats") {
+        None | Some("") => Stats::None,
+        Some("all") => Stats::All,
+        Some(_) => Stats::Builtin,
+    }
+}
+
+fn success_result(r: &QueryResult, stats: Stats) -> Vec<u8> {
     let mut b = Vec::with_capacity(256);
     let _ = write!(
         b,
@@ -712,20 +723,36 @@ fn success_result(r: &QueryResult, stats: bool) -> Vec<u8> {
             b.push(b']');
         }
     }
-    if stats {
+    if stats != Stats::None {
         // Prometheus's `util/stats` shape; durations in seconds.
         let t = &r.timings;
         let _ = write!(
             b,
-            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":{},\"resultSortTime\":{},\"queryPreparationTime\":{},\"innerEvalTime\":{},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":{},\"resultSortTime\":{},\"queryPreparationTime\":{},\"innerEvalTime\":{},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{",
             t.eval_total.as_secs_f64(),
             t.result_sort.as_secs_f64(),
             t.query_preparation.as_secs_f64(),
             t.inner_eval.as_secs_f64(),
             t.exec_queue.as_secs_f64(),
             t.exec_total.as_secs_f64(),
-            r.samples,
-            r.peak_samples
+        );
+        // `[[<unix seconds>, <count>], ...]`, omitted when empty (Prometheus's `omitempty`).
+        if stats == Stats::All && !r.samples_per_step.is_empty() {
+            b.extend_from_slice(b"\"totalQueryableSamplesPerStep\":[");
+            for (k, (ts, c)) in r.samples_per_step.iter().enumerate() {
+                if k > 0 {
+                    b.push(b',');
+                }
+                b.push(b'[');
+                json_ts(&mut b, *ts);
+                let _ = write!(b, ",{c}]");
+            }
+            b.extend_from_slice(b"],");
+        }
+        let _ = write!(
+            b,
+            "\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+            r.samples, r.peak_samples
         );
     }
     b.push(b'}');

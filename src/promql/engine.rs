@@ -48,6 +48,7 @@ const DEFAULT_SUBQUERY_STEP: i64 = 60_000;
 /// The PromQL engine. Cheap to share between threads.
 pub struct Engine {
     opts: EngineOptions,
+    per_step_stats: bool,
     running: Mutex<usize>,
     slot_free: Condvar,
 }
@@ -67,6 +68,7 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Engine {
         Engine {
             opts,
+            per_step_stats: false,
             running: Mutex::new(0),
             slot_free: Condvar::new(),
         }
@@ -75,6 +77,18 @@ impl Engine {
     /// The options it was built with.
     pub fn options(&self) -> &EngineOptions {
         &self.opts
+    }
+
+    /// Turns on `--enable-feature=promql-per-step-stats`: results then carry
+    /// [`QueryResult::samples_per_step`] (the counts are kept either way; they are small).
+    pub fn with_per_step_stats(mut self, on: bool) -> Engine {
+        self.per_step_stats = on;
+        self
+    }
+
+    /// Whether per-step sample statistics are enabled.
+    pub fn per_step_stats(&self) -> bool {
+        self.per_step_stats
     }
 
     fn acquire(&self, deadline: Instant) -> Result<Slot<'_>, Error> {
@@ -197,7 +211,9 @@ impl Engine {
             max_samples: self.opts.max_samples,
             cur_samples: 0,
             peak_samples: 0,
-            total_samples: 0,
+            per_step: Vec::new(),
+            sub_depth: 0,
+            sub_total: 0,
             deadline,
             warnings: Vec::new(),
             infos: Vec::new(),
@@ -208,6 +224,7 @@ impl Engine {
             end,
             step: if step <= 0 { 1 } else { step },
         };
+        ev.per_step = vec![0; g.n()];
         if range {
             match e.value_type() {
                 ValueType::Scalar | ValueType::Vector => {}
@@ -277,8 +294,17 @@ impl Engine {
             value,
             warnings: ev.warnings,
             infos: ev.infos,
-            samples: ev.total_samples,
+            samples: ev.per_step.iter().sum(),
             peak_samples: ev.peak_samples,
+            samples_per_step: if self.per_step_stats {
+                ev.per_step
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (g.t(i), *c))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             timings,
         })
     }
@@ -561,7 +587,16 @@ pub(crate) struct Ev<'a> {
     max_samples: usize,
     cur_samples: usize,
     peak_samples: usize,
-    total_samples: usize,
+    /// Queryable samples per step of the query's own grid (Prometheus's
+    /// `totalQueryableSamplesPerStep`): a vector selector adds 1 per series with a sample in the
+    /// lookback window, a range argument the samples in its window at each step; a subquery adds
+    /// everything its inner expression counted, all at the last step (Prometheus's engine.go,
+    /// `SubqueryExpr` case: the child evaluator's total goes to `ev.endTimestamp`).
+    per_step: Vec<usize>,
+    /// How many subqueries deep the evaluation is; per-step counting happens only at depth 0.
+    sub_depth: usize,
+    /// What the innermost running subquery counted so far.
+    sub_total: usize,
     deadline: Instant,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
@@ -599,12 +634,20 @@ impl<'a> Ev<'a> {
 
     pub fn charge(&mut self, n: usize) -> Result<(), Error> {
         self.cur_samples += n;
-        self.total_samples += n;
         self.peak_samples = self.peak_samples.max(self.cur_samples);
         if self.cur_samples > self.max_samples {
             return Err(Error::TooManySamples);
         }
         Ok(())
+    }
+
+    /// Adds `n` queryable samples at step `i` of the query grid (outside subqueries only).
+    fn count_at(&mut self, i: usize, n: usize) {
+        if self.sub_depth > 0 {
+            self.sub_total += n;
+        } else if let Some(c) = self.per_step.get_mut(i) {
+            *c += n;
+        }
     }
 
     pub fn release(&mut self, n: usize) {
@@ -777,6 +820,7 @@ impl<'a> Ev<'a> {
                 if let Some(c) = cached {
                     if let Some(v) = c {
                         pts.push((g.t(i), v));
+                        self.count_at(i, 1);
                     }
                     continue;
                 }
@@ -808,6 +852,7 @@ impl<'a> Ev<'a> {
                 }
                 if let Some(v) = found {
                     pts.push((g.t(i), v));
+                    self.count_at(i, 1);
                 }
             }
             it.take_err()?;
@@ -886,6 +931,7 @@ impl<'a> Ev<'a> {
                 };
                 if let Some(v) = v {
                     pts.push((g.t(i), v));
+                    self.count_at(i, 1);
                 }
             }
             it.take_err()?;
@@ -957,11 +1003,18 @@ impl<'a> Ev<'a> {
                     end: last_ref.max(s - step),
                     step,
                 };
+                let outer_total = std::mem::take(&mut self.sub_total);
+                self.sub_depth += 1;
                 let v = if inner.end < inner.start {
-                    V::Vec(vec![])
+                    Ok(V::Vec(vec![]))
                 } else {
-                    self.eval(expr, inner)?
+                    self.eval(expr, inner)
                 };
+                self.sub_depth -= 1;
+                let inner_total = std::mem::replace(&mut self.sub_total, outer_total);
+                // Everything the subquery read, charged at the last step like Prometheus does.
+                self.count_at(g.n().saturating_sub(1), inner_total);
+                let v = v?;
                 let series = match v {
                     V::Vec(v) => v,
                     V::Scalar(vals) => vec![SS {
@@ -992,6 +1045,8 @@ impl<'a> Ev<'a> {
         let rt = src.at.unwrap_or(t) - src.offset;
         let mut out = Vec::new();
         let (lo, hi) = (rt - src.range - src.back, rt + src.ahead);
+        // A range selector's samples count at the (only) step; a subquery counted its own.
+        let from_store = matches!(src.series, SourceSet::Store(_));
         while let Some((labels, drop_name, mut it)) = src.next() {
             let mut pts = Vec::new();
             it.seek(lo + 1);
@@ -1011,6 +1066,9 @@ impl<'a> Ev<'a> {
             }
             if !pts.is_empty() {
                 self.charge(pts.len())?;
+                if from_store {
+                    self.count_at(0, pts.len());
+                }
                 let metric = if drop_name {
                     drop_name_labels(&labels)
                 } else {
@@ -1119,6 +1177,7 @@ impl<'a> Ev<'a> {
                     peek = it.next();
                 }
                 peak = peak.max(buf.len());
+                self.count_at(i, buf.len());
                 let w = Window {
                     pts: buf.make_contiguous(),
                     ext: src.ext,
@@ -1443,5 +1502,76 @@ mod tests {
         let vals: Vec<f64> = v.iter().map(|x| x.1).collect();
         assert_eq!(vals, vec![132.0, 198.0]);
         assert_eq!(v[0].0.get("i"), Some("1"));
+    }
+
+    /// Queryable-sample counts per step, derived by hand the way Prometheus's engine counts them
+    /// (engine.go: `IncrementSamplesAtStep` / `IncrementSamplesAtTimestamp`). Store: `a{i="0"}`
+    /// at 0, 15, 30, 45, 60 s and `a{i="1"}` at 30, 60 s; range queries run 0..60 s step 30 s.
+    #[test]
+    fn per_step_stats_count_like_prometheus() {
+        let s = MemStore::new();
+        for (i, ts) in [("0", &[0, 15, 30, 45, 60][..]), ("1", &[30, 60][..])] {
+            let l = Labels::from_pairs([("__name__", "a".to_string()), ("i", i.to_string())]);
+            for t in ts {
+                s.add(&l, t * 1000, 1.0);
+            }
+        }
+        let e = Engine::new(EngineOptions::default()).with_per_step_stats(true);
+        let off = Engine::new(EngineOptions::default());
+        // (query, range?, counts per step); instant queries run at 60 s.
+        let cases: &[(&str, bool, &[usize])] = &[
+            // A selector: 1 per series with a sample in the lookback window.
+            ("a", true, &[1, 2, 2]),
+            // Aggregations and binary operators add nothing; each selector counts.
+            ("sum(a)", true, &[1, 2, 2]),
+            ("a + a", true, &[2, 4, 4]),
+            ("a @ 30", true, &[2, 2, 2]),
+            // A function over a range: the samples in each (t - 30s, t] window.
+            ("rate(a[30s])", true, &[1, 3, 3]),
+            // Subquery: its inner selector's 0+1+2+2 = 5 at the last step, plus the windows
+            // (t - 60s, t] over its result points (i=0 at 0, 30, 60; i=1 at 30, 60).
+            ("max_over_time(a[60s:30s])", true, &[1, 3, 4 + 5]),
+            ("a", false, &[2]),
+            // An instant range selector: its samples in (30s, 60s].
+            ("a[30s]", false, &[3]),
+            // Inner steps 30, 60 (2 + 2), then the window over the 4 result points.
+            ("count_over_time(a[1m:30s])", false, &[4 + 4]),
+            // A subquery alone: only what it read, not its result again.
+            ("a[1m:30s]", false, &[4]),
+            ("vector(1)", true, &[0, 0, 0]),
+        ];
+        for (q, range, want) in cases {
+            let r = if *range {
+                e.range_full(&s, q, 0, 60_000, 30_000, None)
+            } else {
+                e.instant_full(&s, q, 60_000, None)
+            };
+            let r = match r {
+                Ok(r) => r,
+                Err(err) => panic!("{q}: {err}"),
+            };
+            let got: Vec<usize> = r.samples_per_step.iter().map(|p| p.1).collect();
+            assert_eq!(&got, want, "{q}");
+            let times: Vec<i64> = r.samples_per_step.iter().map(|p| p.0).collect();
+            let want_times: Vec<i64> = if *range {
+                vec![0, 30_000, 60_000]
+            } else {
+                vec![60_000]
+            };
+            assert_eq!(times, want_times, "{q}");
+            assert_eq!(r.samples, want.iter().sum::<usize>(), "{q}");
+            // Without the feature the total stays; the per-step list is empty.
+            let r2 = if *range {
+                off.range_full(&s, q, 0, 60_000, 30_000, None)
+            } else {
+                off.instant_full(&s, q, 60_000, None)
+            };
+            let r2 = match r2 {
+                Ok(r) => r,
+                Err(err) => panic!("{q}: {err}"),
+            };
+            assert!(r2.samples_per_step.is_empty(), "{q}");
+            assert_eq!(r2.samples, r.samples, "{q}");
+        }
     }
 }

@@ -79,10 +79,13 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     /// `PromQL info: ...` annotations.
     pub infos: Vec<String>,
-    /// Total samples touched (for `stats`).
+    /// Queryable samples touched, counted as Prometheus counts them (`totalQueryableSamples`).
     pub samples: usize,
     /// Most samples held in memory at once (`peakSamples` in `stats`).
     pub peak_samples: usize,
+    /// `(step time ms, queryable samples)` per step when the engine has per-step statistics on
+    /// (`totalQueryableSamplesPerStep`); empty otherwise. `samples` is their sum.
+    pub samples_per_step: Vec<(i64, usize)>,
     /// Where the time went (`stats.timings`).
     pub timings: QueryTimings,
 }
