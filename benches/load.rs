@@ -8,6 +8,7 @@
 //!   first flushes happen) and `LOAD_SECONDS` (300 s, the measured window);
 //! - `LOAD_QUERY_EVERY_MS` (1,000): each server gets one dashboard query per period from its own
 //!   client task, one at a time (bounded rate and concurrency; the count is window / period);
+//!   0 sends none, which measures ingestion alone;
 //! - `PROMETHEUS_BIN` (`prometheus`); `LOAD_DIR` (where the temporary data directories go;
 //!   default cargo's target tmp dir, on disk rather than tmpfs so written bytes are real).
 //!
@@ -758,6 +759,8 @@ async fn reading(c: &HttpClient, s: &Server) -> Reading {
 #[derive(Default)]
 struct QueryStats {
     lat: Vec<Vec<f64>>,
+    /// Latencies since the last progress line.
+    recent: Vec<f64>,
     errors: Vec<String>,
 }
 
@@ -769,18 +772,16 @@ async fn query_stream(
     every: Duration,
     delay: Duration,
     until: Instant,
-) -> QueryStats {
-    let mut st = QueryStats {
-        lat: vec![Vec::new(); queries.len()],
-        errors: Vec::new(),
-    };
+    st: Arc<Mutex<QueryStats>>,
+) {
+    st.lock().unwrap_or_else(|p| p.into_inner()).lat = vec![Vec::new(); queries.len()];
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + delay, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut k = 0usize;
     loop {
         tick.tick().await;
         if Instant::now() >= until {
-            return st;
+            return;
         }
         let i = k % queries.len();
         k += 1;
@@ -789,8 +790,14 @@ async fn query_stream(
             queries[i].path(now_ms() / 1000)
         );
         let t = Instant::now();
-        match get(&c, &url).await {
-            Ok((200, _)) => st.lat[i].push(t.elapsed().as_secs_f64() * 1000.0),
+        let r = get(&c, &url).await;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Ok((200, _)) => {
+                st.lat[i].push(ms);
+                st.recent.push(ms);
+            }
             Ok((code, body)) => st.errors.push(format!(
                 "{code} {}: {}",
                 queries[i].label(),
@@ -818,7 +825,7 @@ fn main() {
         series: env_or("LOAD_SERIES", 200_000usize),
         warmup: env_or("LOAD_WARMUP", 60),
         window: env_or("LOAD_SECONDS", 300).max(20),
-        query_every: env_or("LOAD_QUERY_EVERY_MS", 1_000).max(10),
+        query_every: env_or("LOAD_QUERY_EVERY_MS", 1_000),
     };
     let prom_bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
     let parent = std::env::var("LOAD_DIR")
@@ -964,27 +971,30 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
 
     let queries = Arc::new(dashboard(first_port));
     let every = Duration::from_millis(k.query_every);
-    let streams: Vec<_> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            // Servers take turns within each period, so their queries do not collide.
-            let delay = every * i as u32 / servers.len() as u32;
-            tokio::spawn(query_stream(
-                client.clone(),
-                s.port,
-                queries.clone(),
-                every,
-                delay,
-                until,
-            ))
-        })
-        .collect();
+    let qstats: Vec<Arc<Mutex<QueryStats>>> = servers.iter().map(|_| Arc::default()).collect();
+    let mut streams = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        if k.query_every == 0 {
+            break;
+        }
+        // Servers take turns within each period, so their queries do not collide.
+        let delay = every * i as u32 / servers.len() as u32;
+        streams.push(tokio::spawn(query_stream(
+            client.clone(),
+            s.port,
+            queries.clone(),
+            every,
+            delay,
+            until,
+            qstats[i].clone(),
+        )));
+    }
 
     // RSS every second; progress every 30 s.
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n = 0u64;
+    let mut last_cpu: Vec<f64> = r0.iter().map(|r| r.cpu).collect();
     while Instant::now() < until {
         tick.tick().await;
         for (i, s) in servers.iter().enumerate() {
@@ -993,15 +1003,21 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
         n += 1;
         if n % 30 == 0 {
             let mut line = format!("  {:>4} s:", started.elapsed().as_secs());
+            // The last 30 s: CPU, and the latency of dashboard requests (it grows with the
+            // data a query must read).
             for (i, s) in servers.iter().enumerate() {
-                let cpu = proc_cpu_seconds(s.pid) - r0[i].cpu;
+                let cpu = proc_cpu_seconds(s.pid);
+                let recent =
+                    std::mem::take(&mut qstats[i].lock().unwrap_or_else(|p| p.into_inner()).recent);
                 let _ = write!(
                     line,
-                    "  {} {:.0} MiB, {:.2} cores",
+                    "  {}: {:.0} MiB, {:.2} cores, query p50 {:.0} ms",
                     s.name,
                     rss_bytes(s.pid) as f64 / 1048576.0,
-                    cpu / started.elapsed().as_secs_f64()
+                    (cpu - last_cpu[i]) / 30.0,
+                    pct(&recent, 0.5)
                 );
+                last_cpu[i] = cpu;
             }
             println!("{line}");
         }
@@ -1013,10 +1029,13 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
         r1.push(reading(&client, s).await);
     }
     let bench_cpu = proc_cpu_seconds(std::process::id()) - bench_cpu0;
-    let mut qs = Vec::new();
     for h in streams {
-        qs.push(h.await.unwrap_or_default());
+        let _ = h.await;
     }
+    let qs: Vec<QueryStats> = qstats
+        .iter()
+        .map(|q| std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner())))
+        .collect();
     let load_end = loadavg();
 
     // Scrape timing as each server stored it, over exactly the window.
@@ -1130,7 +1149,7 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
     println!("\nper query, p50 ms:");
     for (j, q) in queries.iter().enumerate() {
         row(&format!("  {}", q.label()), &|i| {
-            format!("{:.1}", pct(&qs[i].lat[j], 0.5))
+            format!("{:.1}", pct(qs[i].lat.get(j).map_or(&[], |v| v), 0.5))
         });
     }
     for (i, q) in qs.iter().enumerate() {
