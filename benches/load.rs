@@ -906,12 +906,16 @@ fn main() {
     }
     println!(
         "load: {} targets x {per_target} series = {} series every 10 s; warm-up {} s, window {} s, \
-         one dashboard query per {} ms to each server; load average at start {}",
+         {}; load average at start {}",
         k.targets,
         k.targets * per_target,
         k.warmup,
         k.window,
-        k.query_every,
+        if k.query_every == 0 {
+            "no dashboard queries".to_string()
+        } else {
+            format!("one dashboard query per {} ms to each server", k.query_every)
+        },
         loadavg()
     );
     // Ctrl-C ends the run through the same clean-up as a finished one.
@@ -1037,6 +1041,11 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
         .map(|q| std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner())))
         .collect();
     let load_end = loadavg();
+    // Memory at the end of the window, before the summary queries below.
+    let rss_end: Vec<(u64, u64)> = servers
+        .iter()
+        .map(|s| (peak_rss_bytes(s.pid), rss_bytes(s.pid)))
+        .collect();
 
     // Scrape timing as each server stored it, over exactly the window.
     let w = format!("{}s", (t1 - t0) / 1000);
@@ -1092,9 +1101,9 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
     row("RSS median in window MiB", &|i| mib(pct(&rss[i], 0.5)));
     row("RSS max in window MiB", &|i| mib(pct(&rss[i], 1.0)));
     row("RSS peak (VmHWM, whole run) MiB", &|i| {
-        mib(peak_rss_bytes(servers[i].pid) as f64)
+        mib(rss_end[i].0 as f64)
     });
-    row("RSS final MiB", &|i| mib(rss_bytes(servers[i].pid) as f64));
+    row("RSS final MiB", &|i| mib(rss_end[i].1 as f64));
     row("bytes written per sample", &|i| {
         format!(
             "{:.2}",
@@ -1146,6 +1155,9 @@ async fn run(k: &Knobs, servers: &[Server], targets: &[Arc<Target>], first_port:
     row("query latency p99 ms", &|i| {
         format!("{:.1}", pct(&all[i], 0.99))
     });
+    if k.query_every == 0 {
+        return true;
+    }
     println!("\nper query, p50 ms:");
     for (j, q) in queries.iter().enumerate() {
         row(&format!("  {}", q.label()), &|i| {
