@@ -585,17 +585,7 @@ fn route_prefix(flags: &ServerFlags) -> String {
     }
 }
 
-/// An error with its `source()` chain, `a: b: c`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use crate::logging::error_chain;
 
 #[cfg(test)]
 mod tests {

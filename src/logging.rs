@@ -48,6 +48,18 @@ pub fn rfc3339_ms(ms: i64) -> String {
     )
 }
 
+/// An error with its `source()` chain, `a: b: c`, for logs and API messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

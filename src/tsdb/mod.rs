@@ -158,17 +158,8 @@ pub enum Error {
     },
 }
 
-/// `e` and its sources joined with ": " (`appending to FILE: No space left on device`).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
-}
+// `e` and its sources joined with ": " (`appending to FILE: No space left on device`).
+use crate::logging::error_chain;
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {

@@ -553,17 +553,7 @@ pub fn tsdb_admin_api(db: Arc<crate::tsdb::Tsdb>) -> ApiFn {
     })
 }
 
-/// `e` and its causes joined with ": ".
-fn admin_error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
-}
+use crate::logging::error_chain as admin_error_chain;
 
 /// An admin answer: data (`None`: 204 No Content) or (errorType, message).
 type AdminResult = Result<Option<serde_json::Value>, (&'static str, String)>;
