@@ -632,6 +632,26 @@ impl<'a> Ev<'a> {
         Ok(())
     }
 
+    /// Adds a series to an evaluator's output unless it has no points, charging its points
+    /// against `--query.max-samples`.
+    fn keep_series(
+        &mut self,
+        out: &mut Vec<SS>,
+        labels: Labels,
+        drop_name: bool,
+        pts: Vec<(i64, f64)>,
+    ) -> Result<(), Error> {
+        if !pts.is_empty() {
+            self.charge(pts.len())?;
+            out.push(SS {
+                labels,
+                drop_name,
+                pts,
+            });
+        }
+        Ok(())
+    }
+
     pub fn charge(&mut self, n: usize) -> Result<(), Error> {
         self.cur_samples += n;
         self.peak_samples = self.peak_samples.max(self.cur_samples);
@@ -856,14 +876,7 @@ impl<'a> Ev<'a> {
                 }
             }
             it.take_err()?;
-            if !pts.is_empty() {
-                self.charge(pts.len())?;
-                out.push(SS {
-                    labels: series.labels,
-                    drop_name: false,
-                    pts,
-                });
-            }
+            self.keep_series(&mut out, series.labels, false, pts)?;
         }
         set.take_err()?;
         Ok(out)
@@ -935,14 +948,7 @@ impl<'a> Ev<'a> {
                 }
             }
             it.take_err()?;
-            if !pts.is_empty() {
-                self.charge(pts.len())?;
-                out.push(SS {
-                    labels: series.labels,
-                    drop_name: false,
-                    pts,
-                });
-            }
+            self.keep_series(&mut out, series.labels, false, pts)?;
         }
         set.take_err()?;
         Ok(out)
@@ -1199,14 +1205,7 @@ impl<'a> Ev<'a> {
             it.take_err()?;
             self.charge(peak)?;
             self.release(peak);
-            if !pts.is_empty() {
-                self.charge(pts.len())?;
-                out.push(SS {
-                    labels,
-                    drop_name,
-                    pts,
-                });
-            }
+            self.keep_series(&mut out, labels, drop_name, pts)?;
         }
         src.take_err()?;
         Ok(out)
