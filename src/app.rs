@@ -328,19 +328,16 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
         };
         let res = match source.load(&self_addr) {
             Ok(new_cfg) => match apply_config(&new_cfg, &parts) {
-                Ok(()) => {
-                    if let Ok(mut c) = state.config.write() {
-                        *c = Arc::new(new_cfg);
-                    }
-                    Ok(())
-                }
+                Ok(()) => Ok(new_cfg),
                 Err(e) => Err(error_chain(&e)),
             },
             Err(e) => Err(error_chain(&e)),
         };
-        match &res {
-            Ok(()) => {
+        let res = match res {
+            Ok(new_cfg) => {
                 tracing::info!("completed loading of configuration file");
+                // The reload metrics and runtime facts change before the new config is
+                // published, so anyone who sees the new config also sees them.
                 reload_ok.set(1.0);
                 reload_ts.set(web::now_ms() as f64 / 1000.0);
                 if let Ok(mut r) = state.runtime.write() {
@@ -349,6 +346,10 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
                         last_config_ms: web::now_ms(),
                     };
                 }
+                if let Ok(mut c) = state.config.write() {
+                    *c = Arc::new(new_cfg);
+                }
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(err = %e, "error reloading config; keeping the running config");
@@ -356,8 +357,9 @@ pub async fn run(flags: ServerFlags) -> Result<(), AppError> {
                 if let Ok(mut r) = state.runtime.write() {
                     r.reload_success = false;
                 }
+                Err(e)
             }
-        }
+        };
         if let Some(tx) = answer {
             let _ = tx.send(res);
         }
