@@ -493,6 +493,7 @@ pub fn tsdb_options(flags: &ServerFlags) -> crate::tsdb::Options {
             .flush_interval
             .unwrap_or(crate::tsdb::DEFAULT_FLUSH_INTERVAL),
         max_series: flags.max_series,
+        read_cache_size: flags.read_cache_size as usize,
     }
 }
 

@@ -123,6 +123,10 @@ pub struct ServerFlags {
     /// Longer means fewer, larger writes to flash. Default: the storage engine's (see README).
     #[arg(long = "storage.tsdb.flush-interval", value_parser = duration, value_name = "DURATION")]
     pub flush_interval: Option<Duration>,
+    /// Memory for decoded samples kept so that repeated queries (dashboards) do not decode the
+    /// same data again (e.g. 16MB, 256MB; 0 = off).
+    #[arg(long = "storage.tsdb.read-cache-size", value_parser = size, default_value = "64MB", value_name = "SIZE")]
+    pub read_cache_size: u64,
     /// Maximum number of active series; new series beyond it are refused (0 = no limit).
     #[arg(
         long = "storage.tsdb.max-series",
@@ -285,6 +289,10 @@ impl ServerFlags {
             self.flush_interval.map(d).unwrap_or_default(),
         );
         put("storage.tsdb.max-series", self.max_series.to_string());
+        put(
+            "storage.tsdb.read-cache-size",
+            format!("{}B", self.read_cache_size),
+        );
         put("web.listen-address", self.listen_address.clone());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
         put("web.enable-admin-api", self.enable_admin_api.to_string());

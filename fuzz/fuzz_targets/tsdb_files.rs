@@ -50,6 +50,7 @@ fn opts(dir: &Path) -> Options {
         retention_size: 0,
         flush_interval: Duration::from_secs(3600),
         max_series: 0,
+        read_cache_size: edgeprom::tsdb::DEFAULT_READ_CACHE_BYTES,
     }
 }
 

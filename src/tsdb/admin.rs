@@ -494,6 +494,7 @@ impl Tsdb {
                         let mut sh = lock(&db.shared);
                         sh.segments.retain(|x| x.seq != s.seq);
                     }
+                    db.cache.drop_segment(s.seq);
                     fs::remove_file(&s.path).map_err(io_err("removing", &s.path))?;
                     segment::sync_dir(&dir).map_err(io_err("syncing", &dir))?;
                     st.removed += 1;
@@ -512,6 +513,7 @@ impl Tsdb {
                         sh.segments.push(info);
                         sh.segments.sort_by_key(|x| x.seq);
                     }
+                    db.cache.drop_segment(s.seq);
                     if new_path != s.path {
                         fs::remove_file(&s.path).map_err(io_err("removing", &s.path))?;
                     }

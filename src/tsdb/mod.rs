@@ -22,6 +22,7 @@
 //! `index` for reading and `shared` briefly to snapshot.
 
 mod admin;
+mod cache;
 mod encoding;
 mod import;
 mod index;
@@ -95,7 +96,15 @@ pub struct Options {
     pub flush_interval: Duration,
     /// Refuse new series beyond this many; zero means unlimited.
     pub max_series: usize,
+    /// Memory for decoded samples kept for repeated reads; zero disables
+    /// (`--storage.tsdb.read-cache-size`, see `cache`).
+    pub read_cache_size: usize,
 }
+
+/// Default `--storage.tsdb.read-cache-size`: 64 MiB, about 15 million cached samples, which
+/// holds every segment of a few-thousand-series Pi store for a day and the dashboard series of
+/// a larger one.
+pub const DEFAULT_READ_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -105,6 +114,7 @@ impl Default for Options {
             retention_size: 0,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             max_series: 0,
+            read_cache_size: DEFAULT_READ_CACHE_BYTES,
         }
     }
 }
@@ -217,6 +227,8 @@ struct FlushState {
 
 struct Inner {
     opts: Options,
+    /// Decoded samples kept for repeated reads.
+    cache: cache::ReadCache,
     index: RwLock<Index>,
     shards: [Mutex<HashMap<u64, Ids>>; SHARDS],
     shared: Mutex<Shared>,
@@ -328,6 +340,7 @@ impl Tsdb {
             (a.min(s.min_t), b.max(s.max_t))
         });
         let inner = Arc::new(Inner {
+            cache: cache::ReadCache::new(opts.read_cache_size),
             opts,
             index: RwLock::new(ix),
             shards: shards.map(Mutex::new),
@@ -940,8 +953,12 @@ impl Inner {
         let Some(w) = fs.live.as_mut() else {
             return Ok(b);
         };
+        let (seq, old_len) = (w.seq(), w.len());
         match w.append(group) {
-            Ok(k) => Ok(b + k),
+            Ok(k) => {
+                self.cache.extend(seq, old_len, w.len(), group);
+                Ok(b + k)
+            }
             Err(e) => {
                 let path = w.info().path;
                 // The compressor is ahead of the file now: this segment is finished.
@@ -1020,6 +1037,7 @@ impl Inner {
         }
         drop(fs);
         for (s, by_size) in doomed {
+            self.cache.drop_segment(s.seq);
             match std::fs::remove_file(&s.path) {
                 Ok(()) => {
                     inc(&self.stats.removed_bytes, s.len);
@@ -1158,6 +1176,9 @@ fn register_metrics(inner: &Arc<Inner>) {
         ("edgeprom_storage_write_failures_total", "Flushes that failed to write (e.g. disk full).", &[], |i| i.stats.write_failures.load(Ordering::Relaxed) as f64),
         ("edgeprom_storage_rejected_samples_total", "Samples refused at commit because writing is failing or too many wait for a flush.", &[], |i| i.stats.rejected_appends.load(Ordering::Relaxed) as f64),
         ("edgeprom_storage_flushes_total", "Flushes run.", &[], |i| i.stats.flushes.load(Ordering::Relaxed) as f64),
+        ("edgeprom_storage_read_cache_hits_total", "Segment reads answered from the read cache.", &[], |i| i.cache.stats().1 as f64),
+        ("edgeprom_storage_read_cache_misses_total", "Segment reads that decoded the segment.", &[], |i| i.cache.stats().2 as f64),
+        ("edgeprom_storage_read_cache_evictions_total", "Cached series evicted from the read cache for its size limit.", &[], |i| i.cache.stats().3 as f64),
         ("prometheus_tsdb_time_retentions_total", "The number of times that blocks were deleted because the maximum time limit was exceeded.", &[], |i| i.stats.time_retentions.load(Ordering::Relaxed) as f64),
         ("prometheus_tsdb_size_retentions_total", "The number of times that blocks were deleted because the maximum number of bytes was exceeded.", &[], |i| i.stats.size_retentions.load(Ordering::Relaxed) as f64),
         ("edgeprom_storage_retention_removed_bytes_total", "Bytes of segments removed by retention.", &[], |i| i.stats.removed_bytes.load(Ordering::Relaxed) as f64),
@@ -1211,6 +1232,16 @@ fn register_metrics(inner: &Arc<Inner>) {
             "prometheus_tsdb_head_max_time",
             "Maximum timestamp of the head block.",
             |i| lock(&i.shared).max_t as f64,
+        ),
+        (
+            "edgeprom_storage_read_cache_bytes",
+            "Memory held by the read cache of decoded samples.",
+            |i| i.cache.stats().0 as f64,
+        ),
+        (
+            "edgeprom_storage_read_cache_limit_bytes",
+            "Size limit of the read cache (--storage.tsdb.read-cache-size).",
+            |i| i.opts.read_cache_size as f64,
         ),
         (
             "edgeprom_storage_unflushed_samples",

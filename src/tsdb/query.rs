@@ -1,10 +1,11 @@
 //! The read side: a `Querier` over a time range.
 //!
 //! Series are chosen in the index (postings) without touching samples. Sample data comes from
-//! the segments that overlap the range (each decoded once per select, keeping only the chosen
-//! series) and from the committed-but-unflushed samples, snapshotted together under the
-//! `shared` lock so that every sample is seen exactly once.
+//! the segments that overlap the range (from the read cache, or decoded once per select and
+//! then cached, see `cache`) and from the committed-but-unflushed samples, snapshotted together
+//! under the `shared` lock so that every sample is seen exactly once.
 
+use super::cache::{Chunk, Lookup};
 use super::{admin, encoding::RawSample, index::Index, lock, read, segment, Inner, SegmentInfo};
 use crate::model::{Labels, Matcher};
 use crate::storage::{
@@ -51,6 +52,98 @@ impl TsdbQuerier {
             sids.retain(|&s| !admin::hidden(&tomb, ix, s));
         }
         Some(sids)
+    }
+}
+
+impl TsdbQuerier {
+    /// Appends the samples in range of the selected series (`sids`, `slot`: sid -> index in
+    /// `out`) from segment `s`: from the read cache when it holds them all for this length of
+    /// the segment, else by decoding the segment, whose series are then cached (see `cache`).
+    fn read_segment_into(
+        &self,
+        s: &SegmentInfo,
+        sids: &[u32],
+        slot: &[u32],
+        bound: u32,
+        out: &mut [Vec<(i64, f64)>],
+    ) {
+        let (mint, maxt) = (self.mint, self.maxt);
+        let cache = &self.db.cache;
+        let gen = match cache.lookup(s.seq, s.len, sids) {
+            Lookup::Hit(chunks) => {
+                for (k, c) in chunks.iter().enumerate() {
+                    if let Some(c) = c {
+                        c.for_each_in(mint, maxt, |t, v| out[k].push((t, v)));
+                    }
+                }
+                return;
+            }
+            Lookup::Miss(gen) => gen,
+        };
+        let Some(bytes) = read_segment(&self.db, s) else {
+            return;
+        };
+        let in_range = |t: i64| t >= mint && t <= maxt;
+        let r = if !cache.enabled() {
+            segment::decode(&bytes, bound, mint, maxt, |sid, t, v| {
+                if let Some(&k) = slot.get(sid as usize) {
+                    if k != u32::MAX {
+                        out[k as usize].push((t, v));
+                    }
+                }
+            })
+        } else if cache.want_all(s.len) {
+            // Small enough to keep every series: later selects of any series hit.
+            let mut all: Vec<Chunk> = Vec::new();
+            let r = segment::decode(&bytes, bound, i64::MIN, i64::MAX, |sid, t, v| {
+                let i = sid as usize;
+                if i >= all.len() {
+                    all.resize_with(i + 1, Chunk::default);
+                }
+                all[i].push(t, v);
+                if let Some(&k) = slot.get(i) {
+                    if k != u32::MAX && in_range(t) {
+                        out[k as usize].push((t, v));
+                    }
+                }
+            });
+            if r.is_ok() {
+                let chunks = all
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.len() > 0)
+                    .map(|(sid, c)| (sid as u32, c))
+                    .collect();
+                cache.insert(s.seq, s.len, gen, true, chunks);
+            }
+            r
+        } else {
+            let mut mine: Vec<Chunk> = vec![Chunk::default(); sids.len()];
+            let r = segment::decode(&bytes, bound, i64::MIN, i64::MAX, |sid, t, v| {
+                if let Some(&k) = slot.get(sid as usize) {
+                    if k != u32::MAX {
+                        mine[k as usize].push(t, v);
+                        if in_range(t) {
+                            out[k as usize].push((t, v));
+                        }
+                    }
+                }
+            });
+            if r.is_ok() {
+                cache.insert(
+                    s.seq,
+                    s.len,
+                    gen,
+                    false,
+                    sids.iter().copied().zip(mine).collect(),
+                );
+            }
+            r
+        };
+        if let Err(d) = r {
+            self.db.stats.corruptions.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(file = %s.path.display(), damage = %d, "damaged segment read; the rest of it is skipped");
+        }
     }
 }
 
@@ -135,8 +228,27 @@ fn read_segment(db: &Inner, s: &SegmentInfo) -> Option<Vec<u8>> {
 }
 
 impl Querier for TsdbQuerier {
-    fn select(&self, _hints: &SelectHints, matchers: &[Matcher]) -> Box<dyn SeriesSet> {
+    fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> Box<dyn SeriesSet> {
         let (mint, maxt) = (self.mint, self.maxt);
+        if hints.func.as_deref() == Some("series") {
+            // Labels only (`/api/v1/series`): like Prometheus, series whose data overlaps the
+            // range by the index's time bounds, with no samples read.
+            let ix = read(&self.db.index);
+            let sids = self.sids_in_range(&ix, matchers);
+            let sids = sids.unwrap_or_else(|| ix.select(matchers));
+            let mut series: Vec<Series> = sids
+                .into_iter()
+                .map(|s| Series {
+                    labels: ix.labels(s),
+                    samples: Box::new(SliceIter {
+                        s: Vec::new(),
+                        pos: 0,
+                    }),
+                })
+                .collect();
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            return Box::new(VecSeriesSet::new(series));
+        }
         let (sids, bound, mut labelled): (Vec<u32>, u32, Vec<(Labels, u32)>) = {
             let ix = read(&self.db.index);
             let sids = ix.select(matchers);
@@ -173,20 +285,7 @@ impl Querier for TsdbQuerier {
             (segs, p, sh.tombstones.clone())
         };
         for s in &segs {
-            let Some(bytes) = read_segment(&self.db, s) else {
-                continue;
-            };
-            let r = segment::decode(&bytes, bound, mint, maxt, |sid, t, v| {
-                if let Some(&k) = slot.get(sid as usize) {
-                    if k != u32::MAX {
-                        out[k as usize].push((t, v));
-                    }
-                }
-            });
-            if let Err(d) = r {
-                self.db.stats.corruptions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(file = %s.path.display(), damage = %d, "damaged segment read; the rest of it is skipped");
-            }
+            self.read_segment_into(s, &sids, &slot, bound, &mut out);
         }
         for r in pending {
             out[slot[r.sid as usize] as usize].push((r.t, r.v));

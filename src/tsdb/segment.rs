@@ -464,6 +464,16 @@ impl SegmentWriter {
         Ok((w, n))
     }
 
+    /// The segment's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Bytes of the file up to the end of its last intact record.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
     /// What readers may see of this segment now.
     pub fn info(&self) -> SegmentInfo {
         SegmentInfo {

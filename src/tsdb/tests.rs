@@ -11,6 +11,7 @@ fn opts(dir: &Path) -> Options {
         retention_size: 0,
         flush_interval: Duration::from_millis(100),
         max_series: 0,
+        read_cache_size: crate::tsdb::DEFAULT_READ_CACHE_BYTES,
     }
 }
 
@@ -150,6 +151,7 @@ fn series_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Tsdb::open(Options {
         max_series: 2,
+        read_cache_size: crate::tsdb::DEFAULT_READ_CACHE_BYTES,
         ..opts(dir.path())
     })
     .expect("open");
@@ -348,4 +350,118 @@ fn label_queries_keep_to_the_time_range() {
     }
     let db = Tsdb::open(opts(dir.path())).expect("reopen");
     check(&db, true);
+}
+
+/// Reads agree with a model of what was appended whatever the read cache holds: off, so small
+/// that it keeps only selected series and evicts, and large enough to keep whole segments;
+/// across flushes that extend the live segment's cached series, partitions that seal, reads
+/// of sub-ranges, deletions and the segment rewrites that clean them.
+#[test]
+fn reads_match_a_model_with_any_read_cache_size() {
+    use std::collections::BTreeMap;
+    const T0: i64 = PARTITION_MS * 240_000;
+    for budget in [0usize, 6 << 10, DEFAULT_READ_CACHE_BYTES] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Tsdb::open(Options {
+            read_cache_size: budget,
+            ..opts(dir.path())
+        })
+        .expect("open");
+        let mut model: BTreeMap<Labels, Vec<(i64, u64)>> = BTreeMap::new();
+        let check = |db: &Tsdb, model: &BTreeMap<Labels, Vec<(i64, u64)>>, step: i64| {
+            let ranges = [
+                (i64::MIN, i64::MAX),
+                (T0 + step * 3 / 4, i64::MAX),
+                (T0 + 600_000, T0 + 600_000 + 3 * 60_000),
+                (T0 - 1, T0 - 1),
+            ];
+            for ms in [vec![eq("temp")], vec![eq("up")], vec![]] {
+                let ms: Vec<Matcher> = if ms.is_empty() {
+                    vec![Matcher::new(MatchType::Regex, "instance", "a|c").expect("re")]
+                } else {
+                    ms
+                };
+                for &(mn, mx) in &ranges {
+                    let q = db.querier(mn, mx).expect("querier");
+                    let got: Vec<(Labels, Vec<(i64, u64)>)> = q
+                        .select(&SelectHints::default(), &ms)
+                        .map(|s| (s.labels, s.samples.map(|(t, v)| (t, v.to_bits())).collect()))
+                        .collect();
+                    let want: Vec<(Labels, Vec<(i64, u64)>)> = model
+                        .iter()
+                        .filter(|(k, _)| ms.iter().all(|m| m.matches_labels(k)))
+                        .map(|(k, v)| {
+                            let v: Vec<(i64, u64)> = v
+                                .iter()
+                                .copied()
+                                .filter(|&(t, _)| t >= mn && t <= mx)
+                                .collect();
+                            (k.clone(), v)
+                        })
+                        .filter(|(_, v)| !v.is_empty())
+                        .collect();
+                    assert_eq!(
+                        got, want,
+                        "budget {budget}, step {step}, {ms:?} [{mn}, {mx}]"
+                    );
+                }
+            }
+        };
+        // Three hours at 15 s: two partitions, so the first segment seals midway.
+        for k in 0..720i64 {
+            let t = T0 + k * 15_000;
+            let mut a = db.appender();
+            for inst in ["a", "b", "c"] {
+                for (name, v) in [("up", 1.0), ("temp", 20.0 + ((k * 7) % 13) as f64 * 0.25)] {
+                    let v = if k == 100 && inst == "b" {
+                        stale_nan()
+                    } else {
+                        v
+                    };
+                    let l = lbl(name, inst);
+                    a.append(SeriesRef(0), &l, t, v).expect("append");
+                    model.entry(l.clone()).or_default().push((t, v.to_bits()));
+                }
+            }
+            // A series that starts late, after the live segment's series are cached.
+            if k >= 400 {
+                let l = lbl("temp", "late");
+                a.append(SeriesRef(0), &l, t, k as f64).expect("append");
+                model
+                    .entry(l.clone())
+                    .or_default()
+                    .push((t, (k as f64).to_bits()));
+            }
+            a.commit().expect("commit");
+            if k % 4 == 3 {
+                db.flush().expect("flush");
+            }
+            if k % 37 == 0 || k == 719 {
+                check(&db, &model, k);
+            }
+        }
+        // Deleting and cleaning rewrites sealed segments that may be cached.
+        let del = (T0 + 30 * 60_000, T0 + 150 * 60_000);
+        db.delete_series(&[vec![eq("temp")]], del.0, del.1)
+            .expect("delete");
+        for (k, v) in model.iter_mut() {
+            if k.get("__name__") == Some("temp") {
+                v.retain(|&(t, _)| t < del.0 || t > del.1);
+            }
+        }
+        check(&db, &model, 1000);
+        db.clean_tombstones().expect("clean");
+        check(&db, &model, 1001);
+        let (bytes, hits, misses, _) = db.inner.cache.stats();
+        if budget == 0 {
+            assert_eq!((bytes, hits), (0, 0));
+        } else {
+            assert!(
+                hits > 0 && misses > 0,
+                "budget {budget}: {hits} hits, {misses} misses"
+            );
+            assert!(bytes <= budget, "{bytes} > {budget}");
+        }
+        db.close().expect("close");
+    }
 }
