@@ -465,3 +465,49 @@ fn reads_match_a_model_with_any_read_cache_size() {
         db.close().expect("close");
     }
 }
+
+/// `/api/v1/series` selects (hint `series`) list series from the index by their time bounds,
+/// sorted, without samples.
+#[test]
+fn series_hint_lists_series_in_range_from_the_index() {
+    const T0: i64 = PARTITION_MS * 240_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(opts(dir.path())).expect("open");
+    for (inst, from) in [("old", T0), ("new", T0 + 7_200_000)] {
+        for k in 0..240 {
+            let mut a = db.appender();
+            a.append(SeriesRef(0), &lbl("up", inst), from + k * 15_000, 1.0)
+                .expect("append");
+            a.commit().expect("commit");
+        }
+        db.flush().expect("flush");
+    }
+    let hints = SelectHints {
+        func: Some("series".into()),
+        ..Default::default()
+    };
+    let cases: &[(i64, i64, Vec<Matcher>, &[&str])] = &[
+        (T0, T0 + 3 * 3_600_000, vec![eq("up")], &["new", "old"]),
+        (T0 + 2 * 3_600_000, i64::MAX, vec![eq("up")], &["new"]),
+        (T0 - 10, T0 + 60_000, vec![], &["old"]),
+        (T0 + 5_000_000, T0 + 6_000_000, vec![eq("up")], &[]),
+        (
+            i64::MIN,
+            i64::MAX,
+            vec![Matcher::equal("instance", "old")],
+            &["old"],
+        ),
+    ];
+    for (mn, mx, ms, want) in cases {
+        let q = db.querier(*mn, *mx).expect("querier");
+        let got: Vec<String> = q
+            .select(&hints, ms)
+            .map(|mut s| {
+                assert!(s.samples.next().is_none(), "no samples read");
+                s.labels.get("instance").unwrap_or_default().to_string()
+            })
+            .collect();
+        assert_eq!(got, *want, "[{mn}, {mx}] {ms:?}");
+    }
+    db.close().expect("close");
+}
