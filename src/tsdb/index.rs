@@ -323,6 +323,35 @@ impl Index {
         out
     }
 
+    /// Sorted label names having at least one series that `keep` accepts: the postings are
+    /// walked, stopping at the first kept series of each value, so a label query without
+    /// matchers but with a time range touches few series.
+    pub fn label_names_where(&self, keep: &dyn Fn(u32) -> bool) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .postings
+            .iter()
+            .filter(|(_, vals)| vals.values().any(|l| l.iter().any(|&s| keep(s))))
+            .map(|(n, _)| self.syms[*n as usize].to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Sorted values of `name` having at least one series that `keep` accepts (see
+    /// `label_names_where`).
+    pub fn label_values_where(&self, name: &str, keep: &dyn Fn(u32) -> bool) -> Vec<String> {
+        let Some(m) = self.sym_ids.get(name).and_then(|n| self.postings.get(n)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = m
+            .iter()
+            .filter(|(_, l)| l.iter().any(|&s| keep(s)))
+            .map(|(v, _)| self.syms[*v as usize].to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Statistics in the shape of Prometheus's postings stats: per label name, the number of
     /// distinct values and the bytes of values times series; per pair and per metric name,
     /// the series count. Returns (name -> (values, bytes)), pairs, metric names, label pairs.

@@ -147,6 +147,29 @@ impl TsdbQuerier {
     }
 }
 
+impl TsdbQuerier {
+    /// Which series label queries without matchers see: those with data in the range and not
+    /// hidden by deletions. `None` when that is every series.
+    fn visible<'a>(&self, ix: &'a Index) -> Option<impl Fn(u32) -> bool + 'a> {
+        let (min_t, max_t, tomb) = {
+            let sh = lock(&self.db.shared);
+            (sh.min_t, sh.max_t, sh.tombstones.clone())
+        };
+        let whole = self.mint <= min_t && self.maxt >= max_t;
+        if whole && !tomb.hides_any() {
+            return None;
+        }
+        let (mint, maxt) = (self.mint, self.maxt);
+        Some(move |s: u32| {
+            (whole
+                || ix
+                    .time_bounds(s)
+                    .is_some_and(|(first, last)| first <= maxt && last >= mint))
+                && !(tomb.hides_any() && admin::hidden(&tomb, ix, s))
+        })
+    }
+}
+
 /// Samples of one series: a vector with a cursor; `seek` is a binary search.
 struct SliceIter {
     s: Vec<(i64, f64)>,
@@ -322,6 +345,11 @@ impl Querier for TsdbQuerier {
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let ix = read(&self.db.index);
+        if matchers.is_empty() {
+            if let Some(keep) = self.visible(&ix) {
+                return Ok(ix.label_names_where(&keep));
+            }
+        }
         match self.sids_in_range(&ix, matchers) {
             None => Ok(ix.label_names(None)),
             Some(s) => Ok(ix.label_names(Some(&s))),
@@ -330,6 +358,11 @@ impl Querier for TsdbQuerier {
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let ix = read(&self.db.index);
+        if matchers.is_empty() {
+            if let Some(keep) = self.visible(&ix) {
+                return Ok(ix.label_values_where(name, &keep));
+            }
+        }
         match self.sids_in_range(&ix, matchers) {
             None => Ok(ix.label_values(name, None)),
             Some(s) => Ok(ix.label_values(name, Some(&s))),
