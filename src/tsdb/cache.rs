@@ -9,7 +9,7 @@
 //!
 //! * A select that misses decodes the segment once and keeps the selected series' samples
 //!   here, or every series' when the whole segment fits comfortably (a Pi's few thousand
-//!   series), in a compact per-series form ([`Chunk`], about 3-5 bytes per sample against 16
+//!   series), in a compact per-series form ([`Chunk`], about 4-6 bytes per sample against 16
 //!   decoded).
 //! * The flusher appends each new record's samples to the cached series of the live segment
 //!   ([`ReadCache::extend`]), so the segment being written stays cached as it grows.
@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// budget.
 const ENTRY_OVERHEAD: usize = 144;
 
-/// Cached bytes per segment byte, roughly (3-5 bytes per sample in memory against 0.7-0.9 on
+/// Cached bytes per segment byte, roughly (4-6 bytes per sample in memory against 0.7-0.9 on
 /// disk); a segment is cached whole when this estimate is at most a quarter of the budget.
 const MEMORY_PER_DISK_BYTE: u64 = 6;
 
