@@ -130,6 +130,15 @@ impl Tombstones {
         self.intervals(sid).is_some_and(|iv| in_intervals(iv, t))
     }
 
+    /// Whether `[a, b]` of `sid` is wholly deleted (intervals are merged, so one must cover
+    /// it); false for an empty range.
+    pub fn covers_range(&self, sid: u32, a: i64, b: i64) -> bool {
+        a <= b
+            && self
+                .intervals(sid)
+                .is_some_and(|iv| iv.iter().any(|&(x, y)| x <= a && y >= b))
+    }
+
     /// Whether some tombstone may hide a whole series.
     #[inline]
     pub fn hides_any(&self) -> bool {
@@ -493,8 +502,8 @@ impl Tsdb {
                     {
                         let mut sh = lock(&db.shared);
                         sh.segments.retain(|x| x.seq != s.seq);
+                        db.cache.drop_segment(s.seq);
                     }
-                    db.cache.drop_segment(s.seq);
                     fs::remove_file(&s.path).map_err(io_err("removing", &s.path))?;
                     segment::sync_dir(&dir).map_err(io_err("syncing", &dir))?;
                     st.removed += 1;
@@ -512,8 +521,9 @@ impl Tsdb {
                         sh.segments.retain(|x| x.seq != s.seq);
                         sh.segments.push(info);
                         sh.segments.sort_by_key(|x| x.seq);
+                        // Under `shared`: readers of the old list cannot cache the old file.
+                        db.cache.drop_segment(s.seq);
                     }
-                    db.cache.drop_segment(s.seq);
                     if new_path != s.path {
                         fs::remove_file(&s.path).map_err(io_err("removing", &s.path))?;
                     }

@@ -41,7 +41,8 @@ const MEMORY_PER_DISK_BYTE: u64 = 6;
 pub(super) struct Chunk {
     buf: Vec<u8>,
     n: u32,
-    first_t: i64,
+    min_t: i64,
+    max_t: i64,
     last_t: i64,
     last_d: i64,
     last_v: u64,
@@ -54,12 +55,14 @@ impl Chunk {
         let bits = v.to_bits();
         if self.n == 0 {
             put_varint(&mut self.buf, t);
-            self.first_t = t;
+            (self.min_t, self.max_t) = (t, t);
             self.last_d = 0;
         } else {
             let d = t.wrapping_sub(self.last_t);
             put_varint(&mut self.buf, d.wrapping_sub(self.last_d));
             self.last_d = d;
+            self.min_t = self.min_t.min(t);
+            self.max_t = self.max_t.max(t);
         }
         let x = bits ^ self.last_v;
         if x == 0 {
@@ -89,10 +92,7 @@ impl Chunk {
 
     /// Calls `f` for every sample with `mint <= t <= maxt`, in stored order.
     pub fn for_each_in(&self, mint: i64, maxt: i64, mut f: impl FnMut(i64, f64)) {
-        if self.n == 0
-            || self.first_t.min(self.last_t) > maxt
-            || self.first_t.max(self.last_t) < mint
-        {
+        if self.n == 0 || self.min_t > maxt || self.max_t < mint {
             return;
         }
         let mut c = Cursor::new(&self.buf);
@@ -128,8 +128,8 @@ impl Chunk {
 pub(super) enum Lookup {
     /// One entry per asked series, in order; `None`: no samples in the segment.
     Hit(Vec<Option<Arc<Chunk>>>),
-    /// Something is missing: decode, then [`ReadCache::insert`] with this generation.
-    Miss(u64),
+    /// Something is missing: decode, then [`ReadCache::insert`].
+    Miss,
 }
 
 struct Entry {
@@ -175,6 +175,13 @@ impl ReadCache {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The generation a reader must pass to [`Self::insert`]: read it in the same critical
+    /// section (the store's `shared` lock) as the segment list it decodes from, since segments
+    /// are dropped under that lock too.
+    pub fn generation(&self) -> u64 {
+        self.lock().gen
+    }
+
     /// Whether caching is on.
     pub fn enabled(&self) -> bool {
         self.budget > 0
@@ -190,18 +197,17 @@ impl ReadCache {
     pub fn lookup(&self, seq: u64, len: u64, sids: &[u32]) -> Lookup {
         let mut st = self.lock();
         if self.budget == 0 {
-            return Lookup::Miss(st.gen);
+            return Lookup::Miss;
         }
         st.tick += 1;
         let tick = st.tick;
-        let gen = st.gen;
         let Some(se) = st.segs.get_mut(&seq) else {
             st.misses += 1;
-            return Lookup::Miss(gen);
+            return Lookup::Miss;
         };
         if se.upto != len {
             st.misses += 1;
-            return Lookup::Miss(gen);
+            return Lookup::Miss;
         }
         let mut out = Vec::with_capacity(sids.len());
         for s in sids {
@@ -213,7 +219,7 @@ impl ReadCache {
                 None if se.complete => out.push(None),
                 None => {
                     st.misses += 1;
-                    return Lookup::Miss(gen);
+                    return Lookup::Miss;
                 }
             }
         }
@@ -226,6 +232,10 @@ impl ReadCache {
     pub fn insert(&self, seq: u64, len: u64, gen: u64, complete: bool, chunks: Vec<(u32, Chunk)>) {
         if self.budget == 0 {
             return;
+        }
+        let mut chunks = chunks;
+        for (_, c) in chunks.iter_mut() {
+            c.buf.shrink_to_fit();
         }
         let mut st = self.lock();
         if st.gen != gen {
@@ -249,8 +259,7 @@ impl ReadCache {
             se.upto = len;
         }
         let mut added = 0usize;
-        for (sid, mut c) in chunks {
-            c.buf.shrink_to_fit();
+        for (sid, c) in chunks {
             added += c.cost();
             let e = Entry {
                 chunk: Arc::new(c),
@@ -294,7 +303,12 @@ impl ReadCache {
             let run = &group[i..j];
             i = j;
             let e = match se.series.get_mut(&sid) {
-                Some(e) => e,
+                Some(e) => {
+                    // Counted at its current size; a copy made below for a reader still
+                    // holding it is counted afresh.
+                    freed += e.chunk.cost();
+                    e
+                }
                 None if se.complete => se.series.entry(sid).or_insert(Entry {
                     chunk: Arc::new(Chunk::default()),
                     used: tick,
@@ -302,7 +316,6 @@ impl ReadCache {
                 None => continue,
             };
             let c = Arc::make_mut(&mut e.chunk);
-            freed += if c.n == 0 { 0 } else { c.cost() };
             for s in run {
                 c.push(s.t, s.v);
             }
@@ -320,6 +333,9 @@ impl ReadCache {
         if let Some(se) = st.segs.remove(&seq) {
             let freed: usize = se.series.values().map(|e| e.chunk.cost()).sum();
             st.bytes = st.bytes.saturating_sub(freed);
+        }
+        if st.segs.is_empty() {
+            st.bytes = 0;
         }
     }
 
@@ -352,6 +368,20 @@ impl ReadCache {
             }
         }
         st.segs.retain(|_, se| !se.series.is_empty());
+        if st.segs.is_empty() {
+            st.bytes = 0;
+        }
+    }
+
+    /// The bytes held, counted afresh (tests compare it with the running count).
+    #[cfg(test)]
+    fn recount(&self) -> usize {
+        let st = self.lock();
+        st.segs
+            .values()
+            .flat_map(|se| se.series.values())
+            .map(|e| e.chunk.cost())
+            .sum()
     }
 
     /// (bytes held, segment lookups answered, segment lookups missed, entries evicted).
@@ -440,7 +470,7 @@ mod tests {
 
     fn ts(l: &Lookup) -> Option<Vec<Option<Vec<i64>>>> {
         match l {
-            Lookup::Miss(_) => None,
+            Lookup::Miss => None,
             Lookup::Hit(v) => Some(
                 v.iter()
                     .map(|c| {
@@ -455,17 +485,16 @@ mod tests {
         }
     }
 
-    fn gen(l: Lookup) -> u64 {
-        match l {
-            Lookup::Miss(g) => g,
-            Lookup::Hit(_) => panic!("expected a miss"),
-        }
+    /// The generation to insert with, after checking that `l` missed.
+    fn gen(c: &ReadCache, l: Lookup) -> u64 {
+        assert!(matches!(l, Lookup::Miss), "expected a miss");
+        c.generation()
     }
 
     #[test]
     fn lookup_insert_extend_and_invalidate() {
         let c = ReadCache::new(1 << 20);
-        let g = gen(c.lookup(1, 100, &[3]));
+        let g = gen(&c, c.lookup(1, 100, &[3]));
         c.insert(1, 100, g, false, vec![(3, chunk_of(&[(10, 1.0)]))]);
         assert_eq!(ts(&c.lookup(1, 100, &[3])), Some(vec![Some(vec![10])]));
         // Another series of the same segment was not kept: a miss.
@@ -494,7 +523,7 @@ mod tests {
         assert_eq!(c.stats().0, 0);
 
         // A complete entry set answers for series without samples, and takes new series.
-        let g = gen(c.lookup(2, 50, &[1]));
+        let g = gen(&c, c.lookup(2, 50, &[1]));
         c.insert(2, 50, g, true, vec![(1, chunk_of(&[(5, 1.0)]))]);
         assert_eq!(
             ts(&c.lookup(2, 50, &[1, 9])),
@@ -519,7 +548,7 @@ mod tests {
         assert_eq!(ts(&c.lookup(2, 60, &[1])), Some(vec![Some(vec![5])]));
 
         // Dropping a segment refuses inserts from decodes that started before.
-        let g = gen(c.lookup(3, 10, &[1]));
+        let g = gen(&c, c.lookup(3, 10, &[1]));
         c.drop_segment(3);
         c.insert(3, 10, g, true, vec![(1, chunk_of(&[(1, 1.0)]))]);
         assert!(ts(&c.lookup(3, 10, &[1])).is_none());
@@ -530,7 +559,7 @@ mod tests {
     #[test]
     fn readers_holding_a_chunk_keep_their_copy_while_the_flusher_appends() {
         let c = ReadCache::new(1 << 20);
-        let g = gen(c.lookup(1, 10, &[1]));
+        let g = gen(&c, c.lookup(1, 10, &[1]));
         c.insert(1, 10, g, false, vec![(1, chunk_of(&[(1, 1.0)]))]);
         let Lookup::Hit(held) = c.lookup(1, 10, &[1]) else {
             panic!("miss")
@@ -547,6 +576,28 @@ mod tests {
         );
         assert_eq!(held[0].as_ref().unwrap().len(), 1);
         assert_eq!(ts(&c.lookup(1, 20, &[1])), Some(vec![Some(vec![1, 2])]));
+        // The running byte count stays exact when every extend copies a held chunk, and when
+        // empty entries (selected series without samples) start getting samples.
+        let g = c.generation();
+        c.insert(1, 20, g, false, vec![(2, Chunk::default())]);
+        for k in 0..500u64 {
+            let Lookup::Hit(_held) = c.lookup(1, 20 + k, &[1, 2]) else {
+                panic!("miss at {k}")
+            };
+            let t = 3 + k as i64;
+            let rec = [
+                RawSample {
+                    sid: 1,
+                    t,
+                    v: k as f64,
+                },
+                RawSample { sid: 2, t, v: 0.5 },
+            ];
+            c.extend(1, 20 + k, 21 + k, &rec);
+            assert_eq!(c.stats().0, c.recount(), "after extend {k}");
+        }
+        c.drop_segment(1);
+        assert_eq!((c.stats().0, c.recount()), (0, 0));
     }
 
     #[test]
@@ -555,14 +606,15 @@ mod tests {
         let c = ReadCache::new(budget);
         let big: Vec<(i64, f64)> = (0..2_000).map(|i| (i * 15_000, i as f64 * 0.37)).collect();
         for sid in 0..20u32 {
-            let g = gen(c.lookup(7, 1, &[sid]));
+            let g = gen(&c, c.lookup(7, 1, &[sid]));
             c.insert(7, 1, g, false, vec![(sid, chunk_of(&big))]);
             // Series 0 is read between inserts, so it stays.
             let _ = c.lookup(7, 1, &[0]);
             assert!(c.stats().0 <= budget, "{} > {budget}", c.stats().0);
+            assert_eq!(c.stats().0, c.recount());
         }
         assert!(matches!(c.lookup(7, 1, &[0]), Lookup::Hit(_)));
-        assert!(matches!(c.lookup(7, 1, &[1]), Lookup::Miss(_)));
+        assert!(matches!(c.lookup(7, 1, &[1]), Lookup::Miss));
         assert!(c.stats().3 > 0);
     }
 
@@ -571,7 +623,7 @@ mod tests {
         let c = ReadCache::new(0);
         assert!(!c.enabled());
         c.insert(1, 1, 0, true, vec![(1, chunk_of(&[(1, 1.0)]))]);
-        assert!(matches!(c.lookup(1, 1, &[1]), Lookup::Miss(_)));
+        assert!(matches!(c.lookup(1, 1, &[1]), Lookup::Miss));
         assert_eq!(c.stats().0, 0);
     }
 }

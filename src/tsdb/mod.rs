@@ -1030,6 +1030,10 @@ impl Inner {
                 k += 1;
                 !remove[k - 1]
             });
+            // Under `shared`, so readers of an older segment list cannot cache these again.
+            for (s, _) in &doomed {
+                self.cache.drop_segment(s.seq);
+            }
             let mn = sh.segments.iter().map(|s| s.min_t).min();
             if let Some(mn) = mn {
                 sh.min_t = mn;
@@ -1037,7 +1041,6 @@ impl Inner {
         }
         drop(fs);
         for (s, by_size) in doomed {
-            self.cache.drop_segment(s.seq);
             match std::fs::remove_file(&s.path) {
                 Ok(()) => {
                     inc(&self.stats.removed_bytes, s.len);

@@ -26,42 +26,45 @@ impl TsdbQuerier {
         TsdbQuerier { db, mint, maxt }
     }
 
-    /// Series matching `ms` with samples in the querier's range, from the index alone: each
-    /// series' first and newest sample time (see `Index::time_bounds`; after a restart the
-    /// bounds of old series are loose, so a series may be listed for a range it has no sample
-    /// in, as Prometheus lists every series of a block that overlaps the range). `None` when
-    /// neither matchers nor the range narrow anything (every series).
-    fn sids_in_range(&self, ix: &Index, ms: &[Matcher]) -> Option<Vec<u32>> {
+    /// Which series label and series queries see, from the index alone: those whose time
+    /// bounds (`Index::time_bounds`) overlap the querier's range clamped to what the store
+    /// holds (so series whose data retention removed are gone, and series never stored are
+    /// never listed), and that no deletion hides through their newest sample. After a restart
+    /// the bounds of old series are loose, so a series may be listed for a range it has no
+    /// sample in, as Prometheus lists every series of a block that overlaps the range.
+    fn visible<'a>(&self, ix: &'a Index) -> impl Fn(u32) -> bool + 'a {
         let (min_t, max_t, tomb) = {
             let sh = lock(&self.db.shared);
             (sh.min_t, sh.max_t, sh.tombstones.clone())
         };
-        let whole = self.mint <= min_t && self.maxt >= max_t;
-        if ms.is_empty() && whole && !tomb.hides_any() {
-            return None;
+        let (lo, hi) = (self.mint.max(min_t), self.maxt.min(max_t));
+        move |s: u32| {
+            lo <= hi
+                && ix
+                    .time_bounds(s)
+                    .is_some_and(|(first, last)| first <= hi && last >= lo)
+                && !(tomb.hides_any() && admin::hidden(&tomb, ix, s))
         }
+    }
+
+    /// Series matching `ms` that [`Self::visible`] accepts.
+    fn sids_in_range(&self, ix: &Index, ms: &[Matcher]) -> Vec<u32> {
+        let keep = self.visible(ix);
         let mut sids = ix.select(ms);
-        if !whole {
-            sids.retain(|&s| {
-                ix.time_bounds(s)
-                    .is_some_and(|(first, last)| first <= self.maxt && last >= self.mint)
-            });
-        }
-        if tomb.hides_any() {
-            // Series deleted through their newest sample are gone from label queries too.
-            sids.retain(|&s| !admin::hidden(&tomb, ix, s));
-        }
-        Some(sids)
+        sids.retain(|&s| keep(s));
+        sids
     }
 }
 
 impl TsdbQuerier {
     /// Appends the samples in range of the selected series (`sids`, `slot`: sid -> index in
     /// `out`) from segment `s`: from the read cache when it holds them all for this length of
-    /// the segment, else by decoding the segment, whose series are then cached (see `cache`).
+    /// the segment, else by decoding the segment, whose series are then cached (see `cache`)
+    /// unless the cache's generation moved on from `gen` (read with the segment list).
     fn read_segment_into(
         &self,
         s: &SegmentInfo,
+        gen: u64,
         sids: &[u32],
         slot: &[u32],
         bound: u32,
@@ -69,17 +72,15 @@ impl TsdbQuerier {
     ) {
         let (mint, maxt) = (self.mint, self.maxt);
         let cache = &self.db.cache;
-        let gen = match cache.lookup(s.seq, s.len, sids) {
-            Lookup::Hit(chunks) => {
-                for (k, c) in chunks.iter().enumerate() {
-                    if let Some(c) = c {
-                        c.for_each_in(mint, maxt, |t, v| out[k].push((t, v)));
-                    }
+        if let Lookup::Hit(chunks) = cache.lookup(s.seq, s.len, sids) {
+            for (k, c) in chunks.iter().enumerate() {
+                if let Some(c) = c {
+                    out[k].reserve(c.len());
+                    c.for_each_in(mint, maxt, |t, v| out[k].push((t, v)));
                 }
-                return;
             }
-            Lookup::Miss(gen) => gen,
-        };
+            return;
+        }
         let Some(bytes) = read_segment(&self.db, s) else {
             return;
         };
@@ -148,25 +149,37 @@ impl TsdbQuerier {
 }
 
 impl TsdbQuerier {
-    /// Which series label queries without matchers see: those with data in the range and not
-    /// hidden by deletions. `None` when that is every series.
-    fn visible<'a>(&self, ix: &'a Index) -> Option<impl Fn(u32) -> bool + 'a> {
-        let (min_t, max_t, tomb) = {
-            let sh = lock(&self.db.shared);
-            (sh.min_t, sh.max_t, sh.tombstones.clone())
-        };
-        let whole = self.mint <= min_t && self.maxt >= max_t;
-        if whole && !tomb.hides_any() {
-            return None;
-        }
+    /// The series of a `series`-hint select (`/api/v1/series`), sorted, without samples: like
+    /// Prometheus, series whose data overlaps the range by the index's time bounds, skipping
+    /// those whose data in the range is wholly deleted; no sample is read.
+    fn series_only(&self, matchers: &[Matcher]) -> Vec<Series> {
         let (mint, maxt) = (self.mint, self.maxt);
-        Some(move |s: u32| {
-            (whole
-                || ix
-                    .time_bounds(s)
-                    .is_some_and(|(first, last)| first <= maxt && last >= mint))
-                && !(tomb.hides_any() && admin::hidden(&tomb, ix, s))
-        })
+        let tomb = lock(&self.db.shared).tombstones.clone();
+        let labels: Vec<Labels> = {
+            let ix = read(&self.db.index);
+            self.sids_in_range(&ix, matchers)
+                .into_iter()
+                .filter(|&s| {
+                    let Some((first, last)) = ix.time_bounds(s) else {
+                        return false;
+                    };
+                    !tomb.covers_range(s, first.max(mint), last.min(maxt))
+                })
+                .map(|s| ix.labels(s))
+                .collect()
+        };
+        let mut series: Vec<Series> = labels
+            .into_iter()
+            .map(|labels| Series {
+                labels,
+                samples: Box::new(SliceIter {
+                    s: Vec::new(),
+                    pos: 0,
+                }),
+            })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        series
     }
 }
 
@@ -254,23 +267,7 @@ impl Querier for TsdbQuerier {
     fn select(&self, hints: &SelectHints, matchers: &[Matcher]) -> Box<dyn SeriesSet> {
         let (mint, maxt) = (self.mint, self.maxt);
         if hints.func.as_deref() == Some("series") {
-            // Labels only (`/api/v1/series`): like Prometheus, series whose data overlaps the
-            // range by the index's time bounds, with no samples read.
-            let ix = read(&self.db.index);
-            let sids = self.sids_in_range(&ix, matchers);
-            let sids = sids.unwrap_or_else(|| ix.select(matchers));
-            let mut series: Vec<Series> = sids
-                .into_iter()
-                .map(|s| Series {
-                    labels: ix.labels(s),
-                    samples: Box::new(SliceIter {
-                        s: Vec::new(),
-                        pos: 0,
-                    }),
-                })
-                .collect();
-            series.sort_by(|a, b| a.labels.cmp(&b.labels));
-            return Box::new(VecSeriesSet::new(series));
+            return Box::new(VecSeriesSet::new(self.series_only(matchers)));
         }
         let (sids, bound, mut labelled): (Vec<u32>, u32, Vec<(Labels, u32)>) = {
             let ix = read(&self.db.index);
@@ -287,8 +284,11 @@ impl Querier for TsdbQuerier {
             slot[s as usize] = i as u32;
         }
         let mut out: Vec<Vec<(i64, f64)>> = vec![Vec::new(); sids.len()];
-        let (segs, pending, tomb): (Vec<SegmentInfo>, Vec<RawSample>, _) = {
+        let (segs, pending, tomb, gen): (Vec<SegmentInfo>, Vec<RawSample>, _, u64) = {
             let sh = lock(&self.db.shared);
+            // Segments leave the cache under this lock (retention, rewrites): an insert from
+            // a decode of this snapshot is refused once one of them went.
+            let gen = self.db.cache.generation();
             let segs = sh
                 .segments
                 .iter()
@@ -305,10 +305,10 @@ impl Querier for TsdbQuerier {
                 })
                 .copied()
                 .collect();
-            (segs, p, sh.tombstones.clone())
+            (segs, p, sh.tombstones.clone(), gen)
         };
         for s in &segs {
-            self.read_segment_into(s, &sids, &slot, bound, &mut out);
+            self.read_segment_into(s, gen, &sids, &slot, bound, &mut out);
         }
         for r in pending {
             out[slot[r.sid as usize] as usize].push((r.t, r.v));
@@ -346,26 +346,16 @@ impl Querier for TsdbQuerier {
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let ix = read(&self.db.index);
         if matchers.is_empty() {
-            if let Some(keep) = self.visible(&ix) {
-                return Ok(ix.label_names_where(&keep));
-            }
+            return Ok(ix.label_names_where(&self.visible(&ix)));
         }
-        match self.sids_in_range(&ix, matchers) {
-            None => Ok(ix.label_names(None)),
-            Some(s) => Ok(ix.label_names(Some(&s))),
-        }
+        Ok(ix.label_names(Some(&self.sids_in_range(&ix, matchers))))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let ix = read(&self.db.index);
         if matchers.is_empty() {
-            if let Some(keep) = self.visible(&ix) {
-                return Ok(ix.label_values_where(name, &keep));
-            }
+            return Ok(ix.label_values_where(name, &self.visible(&ix)));
         }
-        match self.sids_in_range(&ix, matchers) {
-            None => Ok(ix.label_values(name, None)),
-            Some(s) => Ok(ix.label_values(name, Some(&s))),
-        }
+        Ok(ix.label_values(name, Some(&self.sids_in_range(&ix, matchers))))
     }
 }

@@ -498,16 +498,79 @@ fn series_hint_lists_series_in_range_from_the_index() {
             &["old"],
         ),
     ];
-    for (mn, mx, ms, want) in cases {
-        let q = db.querier(*mn, *mx).expect("querier");
-        let got: Vec<String> = q
-            .select(&hints, ms)
+    let list = |mn: i64, mx: i64, ms: &[Matcher]| -> Vec<String> {
+        let q = db.querier(mn, mx).expect("querier");
+        q.select(&hints, ms)
             .map(|mut s| {
                 assert!(s.samples.next().is_none(), "no samples read");
                 s.labels.get("instance").unwrap_or_default().to_string()
             })
-            .collect();
-        assert_eq!(got, *want, "[{mn}, {mx}] {ms:?}");
+            .collect()
+    };
+    for (mn, mx, ms, want) in cases {
+        assert_eq!(list(*mn, *mx, ms), *want, "[{mn}, {mx}] {ms:?}");
     }
+    // A series whose only append was rolled back was never stored: not listed.
+    let mut a = db.appender();
+    a.append(SeriesRef(0), &lbl("up", "ghost"), T0 + 100, 1.0)
+        .expect("append");
+    a.rollback();
+    assert_eq!(list(i64::MIN, i64::MAX, &[eq("up")]), ["new", "old"]);
+    // An empty range lists nothing.
+    assert!(list(T0 + 10, T0, &[eq("up")]).is_empty());
+    // A series whose data in the range is wholly deleted is not listed there, but still is
+    // where it has data left.
+    db.delete_series(
+        &[vec![Matcher::equal("instance", "old")]],
+        T0,
+        T0 + 1_800_000,
+    )
+    .expect("delete");
+    assert_eq!(list(T0, T0 + 1_800_000, &[eq("up")]), Vec::<String>::new());
+    assert_eq!(list(T0, T0 + 3_600_000, &[eq("up")]), ["old"]);
+    db.close().expect("close");
+}
+
+/// Series whose data retention removed leave label and series queries, as their blocks do in
+/// Prometheus.
+#[test]
+fn retention_removes_series_from_label_queries() {
+    const T0: i64 = PARTITION_MS * 240_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Tsdb::open(Options {
+        retention_time: Duration::from_secs(4 * 3600),
+        ..opts(dir.path())
+    })
+    .expect("open");
+    for (inst, from) in [("old", T0), ("new", T0 + 10 * 3_600_000)] {
+        for k in 0..40 {
+            let mut a = db.appender();
+            a.append(SeriesRef(0), &lbl("up", inst), from + k * 15_000, 1.0)
+                .expect("append");
+            a.commit().expect("commit");
+        }
+        db.flush().expect("flush");
+    }
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    assert_eq!(
+        q.label_values("instance", &[]).expect("values"),
+        ["new", "old"]
+    );
+    db.apply_retention();
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    assert_eq!(q.label_values("instance", &[]).expect("values"), ["new"]);
+    assert_eq!(
+        q.label_values("instance", &[eq("up")]).expect("values"),
+        ["new"]
+    );
+    let hints = SelectHints {
+        func: Some("series".into()),
+        ..Default::default()
+    };
+    let listed: Vec<String> = q
+        .select(&hints, &[eq("up")])
+        .map(|s| s.labels.to_string())
+        .collect();
+    assert_eq!(listed, [r#"up{instance="new", job="node"}"#]);
     db.close().expect("close");
 }
