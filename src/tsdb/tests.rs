@@ -466,6 +466,17 @@ fn reads_match_a_model_with_any_read_cache_size() {
     }
 }
 
+/// Appends `n` scrapes of `up{instance=inst}` every 15 s from `from`, then flushes.
+fn scrape_up(db: &Tsdb, inst: &str, from: i64, n: i64) {
+    for k in 0..n {
+        let mut a = db.appender();
+        a.append(SeriesRef(0), &lbl("up", inst), from + k * 15_000, 1.0)
+            .expect("append");
+        a.commit().expect("commit");
+    }
+    db.flush().expect("flush");
+}
+
 /// `/api/v1/series` selects (hint `series`) list series from the index by their time bounds,
 /// sorted, without samples.
 #[test]
@@ -474,13 +485,7 @@ fn series_hint_lists_series_in_range_from_the_index() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Tsdb::open(opts(dir.path())).expect("open");
     for (inst, from) in [("old", T0), ("new", T0 + 7_200_000)] {
-        for k in 0..240 {
-            let mut a = db.appender();
-            a.append(SeriesRef(0), &lbl("up", inst), from + k * 15_000, 1.0)
-                .expect("append");
-            a.commit().expect("commit");
-        }
-        db.flush().expect("flush");
+        scrape_up(&db, inst, from, 240);
     }
     let hints = SelectHints {
         func: Some("series".into()),
@@ -543,13 +548,7 @@ fn retention_removes_series_from_label_queries() {
     })
     .expect("open");
     for (inst, from) in [("old", T0), ("new", T0 + 10 * 3_600_000)] {
-        for k in 0..40 {
-            let mut a = db.appender();
-            a.append(SeriesRef(0), &lbl("up", inst), from + k * 15_000, 1.0)
-                .expect("append");
-            a.commit().expect("commit");
-        }
-        db.flush().expect("flush");
+        scrape_up(&db, inst, from, 40);
     }
     let q = db.querier(i64::MIN, i64::MAX).expect("querier");
     assert_eq!(
