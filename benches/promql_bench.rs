@@ -132,12 +132,14 @@ fn query_child(dir: &Path, start: i64, end: i64) {
         }
     }
     println!(
-        "RESULT {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {}",
         median(times.clone()).as_micros(),
         before,
         vm_hwm_kib(std::process::id()),
         series,
-        times[0].as_micros()
+        times[0].as_micros(),
+        // What the read cache holds after the runs (here every series of every segment).
+        db.read_cache_bytes()
     );
 }
 
@@ -223,6 +225,7 @@ fn main() {
         .filter_map(|x| x.parse().ok())
         .collect();
     let (e_us, e_open_kib, e_peak_kib, e_series, e_first) = (r[0], r[1], r[2], r[3], r[4]);
+    let e_cache = r[5];
 
     // Prometheus 2.42 with the same data.
     let t0 = Instant::now();
@@ -302,6 +305,11 @@ fn main() {
         p_open_kib / 1024,
         p_peak_kib / 1024,
         p_series
+    );
+    println!(
+        "edgeprom read cache after the runs: {:.1} MiB, {:.2} bytes per stored sample",
+        e_cache as f64 / (1u64 << 20) as f64,
+        e_cache as f64 / n.max(1) as f64
     );
     println!(
         "latency ratio edgeprom/prometheus: {:.2}",

@@ -517,6 +517,11 @@ impl Tsdb {
     pub fn index_bytes(&self) -> usize {
         read(&self.inner.index).approx_bytes()
     }
+
+    /// Memory the read cache holds now (see `cache`).
+    pub fn read_cache_bytes(&self) -> usize {
+        self.inner.cache.stats().0
+    }
 }
 
 fn shard_of(h: u64) -> usize {
