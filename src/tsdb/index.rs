@@ -263,62 +263,39 @@ impl Index {
             .map(|&(_, v)| &*self.syms[v as usize])
     }
 
-    /// Sorted label names over `sids` (or over every series when `None`).
-    pub fn label_names(&self, sids: Option<&[u32]>) -> Vec<String> {
-        let mut out: Vec<String> = match sids {
-            None => self
-                .postings
-                .iter()
-                .filter(|(_, v)| v.values().any(|l| !l.is_empty()))
-                .map(|(n, _)| self.syms[*n as usize].to_string())
-                .collect(),
-            Some(s) => {
-                let mut names: Vec<u32> = s
-                    .iter()
-                    .filter_map(|&sid| self.series.get(sid as usize)?.as_ref())
-                    .flat_map(|p| p.iter().map(|&(n, _)| n))
-                    .collect();
-                names.sort_unstable();
-                names.dedup();
-                names
-                    .iter()
-                    .map(|&n| self.syms[n as usize].to_string())
-                    .collect()
-            }
-        };
+    /// Sorted label names over `sids` (every series: [`Self::label_names_where`]).
+    pub fn label_names(&self, sids: &[u32]) -> Vec<String> {
+        let mut names: Vec<u32> = sids
+            .iter()
+            .filter_map(|&sid| self.series.get(sid as usize)?.as_ref())
+            .flat_map(|p| p.iter().map(|&(n, _)| n))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut out: Vec<String> = names
+            .iter()
+            .map(|&n| self.syms[n as usize].to_string())
+            .collect();
         out.sort();
         out
     }
 
-    /// Sorted values of `name` over `sids` (or over every series when `None`).
-    pub fn label_values(&self, name: &str, sids: Option<&[u32]>) -> Vec<String> {
+    /// Sorted values of `name` over `sids` (every series: [`Self::label_values_where`]).
+    pub fn label_values(&self, name: &str, sids: &[u32]) -> Vec<String> {
         let Some(&n) = self.sym_ids.get(name) else {
             return Vec::new();
         };
-        let mut out: Vec<String> = match sids {
-            None => self
-                .postings
-                .get(&n)
-                .map(|m| {
-                    m.iter()
-                        .filter(|(_, l)| !l.is_empty())
-                        .map(|(v, _)| self.syms[*v as usize].to_string())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Some(s) => {
-                let mut vals: Vec<u32> = s
-                    .iter()
-                    .filter_map(|&sid| self.series.get(sid as usize)?.as_ref())
-                    .filter_map(|p| p.iter().find(|&&(k, _)| k == n).map(|&(_, v)| v))
-                    .collect();
-                vals.sort_unstable();
-                vals.dedup();
-                vals.iter()
-                    .map(|&v| self.syms[v as usize].to_string())
-                    .collect()
-            }
-        };
+        let mut vals: Vec<u32> = sids
+            .iter()
+            .filter_map(|&sid| self.series.get(sid as usize)?.as_ref())
+            .filter_map(|p| p.iter().find(|&&(k, _)| k == n).map(|&(_, v)| v))
+            .collect();
+        vals.sort_unstable();
+        vals.dedup();
+        let mut out: Vec<String> = vals
+            .iter()
+            .map(|&v| self.syms[v as usize].to_string())
+            .collect();
         out.sort();
         out
     }
@@ -523,12 +500,12 @@ mod tests {
     fn names_values_and_labels() {
         let ix = ix();
         assert_eq!(
-            ix.label_names(None),
+            ix.label_names_where(&|_| true),
             ["__name__", "instance", "job", "room"]
         );
-        assert_eq!(ix.label_names(Some(&[5])), ["__name__", "room"]);
-        assert_eq!(ix.label_values("job", None), ["api", "node"]);
-        assert_eq!(ix.label_values("instance", Some(&[1, 3])), ["a", "b"]);
+        assert_eq!(ix.label_names(&[5]), ["__name__", "room"]);
+        assert_eq!(ix.label_values_where("job", &|_| true), ["api", "node"]);
+        assert_eq!(ix.label_values("instance", &[1, 3]), ["a", "b"]);
         let l = ix.labels(2);
         assert_eq!(l.get("job"), Some("api"));
         assert!(ix.labels_eq(2, &l));

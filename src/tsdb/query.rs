@@ -348,7 +348,7 @@ impl Querier for TsdbQuerier {
         if matchers.is_empty() {
             return Ok(ix.label_names_where(&self.visible(&ix)));
         }
-        Ok(ix.label_names(Some(&self.sids_in_range(&ix, matchers))))
+        Ok(ix.label_names(&self.sids_in_range(&ix, matchers)))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
@@ -356,6 +356,6 @@ impl Querier for TsdbQuerier {
         if matchers.is_empty() {
             return Ok(ix.label_values_where(name, &self.visible(&ix)));
         }
-        Ok(ix.label_values(name, Some(&self.sids_in_range(&ix, matchers))))
+        Ok(ix.label_values(name, &self.sids_in_range(&ix, matchers)))
     }
 }
