@@ -145,6 +145,13 @@ struct SegEntries {
     series: HashMap<u32, Entry>,
 }
 
+impl SegEntries {
+    /// Memory its entries hold, as counted in `State::bytes`.
+    fn cost(&self) -> usize {
+        self.series.values().map(|e| e.chunk.cost()).sum()
+    }
+}
+
 #[derive(Default)]
 struct State {
     segs: HashMap<u64, SegEntries>,
@@ -253,7 +260,7 @@ impl ReadCache {
             return;
         }
         if se.upto < len {
-            freed += se.series.values().map(|e| e.chunk.cost()).sum::<usize>();
+            freed += se.cost();
             se.series.clear();
             se.complete = false;
             se.upto = len;
@@ -287,21 +294,14 @@ impl ReadCache {
             return;
         };
         if se.upto != old_len {
-            let freed: usize = se.series.values().map(|e| e.chunk.cost()).sum();
+            let freed = se.cost();
             st.segs.remove(&seq);
             st.bytes = st.bytes.saturating_sub(freed);
             return;
         }
         let (mut added, mut freed) = (0usize, 0usize);
-        let mut i = 0;
-        while i < group.len() {
-            let sid = group[i].sid;
-            let mut j = i;
-            while j < group.len() && group[j].sid == sid {
-                j += 1;
-            }
-            let run = &group[i..j];
-            i = j;
+        for run in group.chunk_by(|a, b| a.sid == b.sid) {
+            let sid = run[0].sid;
             let e = match se.series.get_mut(&sid) {
                 Some(e) => {
                     // Counted at its current size; a copy made below for a reader still
@@ -331,7 +331,7 @@ impl ReadCache {
         let mut st = self.lock();
         st.gen += 1;
         if let Some(se) = st.segs.remove(&seq) {
-            let freed: usize = se.series.values().map(|e| e.chunk.cost()).sum();
+            let freed = se.cost();
             st.bytes = st.bytes.saturating_sub(freed);
         }
         if st.segs.is_empty() {
